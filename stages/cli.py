@@ -1,0 +1,15 @@
+"""The edge every stage shares: user-fixable errors end the stage with a one-line message and status 1."""
+
+import sys
+
+
+class StageError(Exception):
+    """A problem the user can fix (bad params, bad data, no source); printed without a traceback."""
+
+
+def run_stage(name: str, main) -> None:
+    """Call `main()`; a StageError exits non-zero with `name: error: ...` on stderr."""
+    try:
+        main()
+    except StageError as exc:
+        sys.exit(f"{name}: error: {exc}")

@@ -1,0 +1,111 @@
+"""MNIST on disk: the IDX file format, the checksums of the real files, model-ready arrays, and where the
+pipeline keeps its data files."""
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from stages.cli import StageError
+
+RAW_DIR = Path("data/raw")
+SUBSET_FILE = Path("data/subset/train_indices.npy")
+MODEL_DIR = Path("data/models")  # <variant>.pdparams
+TRAIN_LOG_DIR = Path("metrics/train")  # <variant>.csv (per epoch) and <variant>.json (summary)
+NUM_CLASSES = 10
+IMAGE_SIDE = 28
+
+# Decompressed size and SHA-256 of each file (the gzip wrappers differ between mirrors; the content does not).
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (47040016, "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db"),
+    "train-labels-idx1-ubyte": (60008, "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5"),
+    "t10k-images-idx3-ubyte": (7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
+    "t10k-labels-idx1-ubyte": (10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+}
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_UBYTE = 0x08  # IDX type code of unsigned bytes, the only type MNIST uses
+REDO_HINT = "delete data/raw and run `dvc repro download` to fetch it again"
+
+
+class DataError(StageError, ValueError):
+    """A data file is malformed or does not match what the pipeline expects."""
+
+
+def sha256_matches(name: str, content: bytes) -> str | None:
+    """None when `content` is the real MNIST file `name`; otherwise what is wrong with it."""
+    size, digest = MNIST_FILES[name]
+    if len(content) != size:
+        return f"{len(content)} bytes after decompression, expected {size}"
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != digest:
+        return f"SHA-256 {actual} does not match the expected {digest}"
+    return None
+
+
+def parse_idx(content: bytes, source: str) -> np.ndarray:
+    """Decode an IDX file of unsigned bytes into an array of its declared shape.
+
+    Header: two zero bytes, the type code, the number of dimensions, then one big-endian uint32 per dimension.
+    """
+    if len(content) < 4:
+        raise DataError(f"{source}: {len(content)} bytes is too short for an IDX header; {REDO_HINT}")
+    zero, type_code, ndim = int.from_bytes(content[:2], "big"), content[2], content[3]
+    if zero != 0 or type_code != IDX_UBYTE or ndim not in (1, 3):
+        magic = content[:4].hex()
+        raise DataError(f"{source}: magic number 0x{magic} is not an MNIST IDX file "
+                        f"(expected 0x00000801 or 0x00000803); {REDO_HINT}")
+    header_size = 4 + 4 * ndim
+    if len(content) < header_size:
+        raise DataError(f"{source}: truncated header ({len(content)} bytes); {REDO_HINT}")
+    shape = tuple(int.from_bytes(content[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header_size + int(np.prod(shape))
+    if len(content) != expected:
+        what = "truncated" if len(content) < expected else "longer than its header says"
+        raise DataError(f"{source}: {what}: {len(content)} bytes, but a header of shape {shape} "
+                        f"needs {expected}; {REDO_HINT}")
+    return np.frombuffer(content, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+def load_split(split: str, limit: int | None = None, raw_dir: Path = RAW_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """Images [N, 28, 28] uint8 and labels [N] int64 of `split` ("train" or "test"), the first `limit` of them."""
+    images_name, labels_name = SPLIT_FILES[split]
+    images = _read(raw_dir / images_name)
+    labels = _read(raw_dir / labels_name)
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{raw_dir / images_name}: images of shape {images.shape[1:]}, expected 28x28; {REDO_HINT}")
+    if labels.ndim != 1:
+        raise DataError(f"{raw_dir / labels_name}: labels must be one-dimensional, got shape {labels.shape}")
+    if len(images) != len(labels):
+        raise DataError(f"{split}: {len(images)} images but {len(labels)} labels "
+                        f"({raw_dir / images_name} and {raw_dir / labels_name} disagree); {REDO_HINT}")
+    if labels.max(initial=0) >= NUM_CLASSES:
+        raise DataError(f"{raw_dir / labels_name}: label {labels.max()} is outside 0-9; {REDO_HINT}")
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    return images, labels.astype(np.int64)
+
+
+def to_model_input(images: np.ndarray, pixel_range: tuple[float, float]) -> np.ndarray:
+    """[N, 28, 28] uint8 -> [N, 1, 28, 28] float32 with 0 mapped to low and 255 to high."""
+    low, high = pixel_range
+    scaled = images.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+    return scaled[:, None, :, :]
+
+
+def stream_rng(seed: int, *stream: int) -> np.random.Generator:
+    """A generator for one named random stream, a pure function of the seed and the stream's key.
+
+    Keys such as (SHUFFLE, phase, epoch) make every stream reproducible on its own, whatever ran before it.
+    """
+    return np.random.default_rng([seed, *stream])
+
+
+def _read(path: Path) -> np.ndarray:
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; run `dvc repro download` first") from None
+    return parse_idx(content, str(path))

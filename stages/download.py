@@ -1,0 +1,91 @@
+"""Stage `download`: fetch the four MNIST files into data/raw/, verified against their SHA-256.
+
+Sources are tried in order: $MNIST_MIRROR (a local directory or a base URL) if set, then download.mirrors.
+A source may hold each file gzipped (NAME.gz) or plain (NAME); only the decompressed content is checked.
+"""
+
+import gzip
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from stages import params as P
+from stages.cli import StageError, run_stage
+from stages.data import MNIST_FILES, RAW_DIR, sha256_matches
+from stages.files import atomic_dir
+
+MIRROR_ENV = "MNIST_MIRROR"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DownloadError(StageError):
+    """No source delivered a valid copy of a file."""
+
+
+def download_mnist(*, sources: list[str], timeout_s: float, out_dir: Path = RAW_DIR) -> None:
+    """Fetch every MNIST file from the first source that has a valid copy; write out_dir whole or not at all."""
+    with atomic_dir(out_dir) as tmp:
+        for name in MNIST_FILES:
+            content, source = fetch_verified(name, sources, timeout_s)
+            (tmp / name).write_bytes(content)
+            print(f"download: {name} from {source} ({len(content)} bytes, SHA-256 ok)", file=sys.stderr)
+
+
+def fetch_verified(name: str, sources: list[str], timeout_s: float) -> tuple[bytes, str]:
+    """The decompressed content of `name` from the first source that serves it intact, and that source."""
+    failures = []
+    for source in sources:
+        for candidate in (f"{name}.gz", name):
+            location = _join(source, candidate)
+            try:
+                content = _decompress(_read(location, timeout_s), location)
+            except (OSError, urllib.error.URLError, ValueError) as exc:
+                failures.append(f"{location}: {exc}")
+                continue
+            problem = sha256_matches(name, content)
+            if problem is None:
+                return content, location
+            failures.append(f"{location}: {problem}")
+    tried = "\n  ".join(failures)
+    raise DownloadError(f"could not get a valid {name} from any source; tried:\n  {tried}\n"
+                        f"Set {MIRROR_ENV} to a directory holding the MNIST files (for example "
+                        f"{MIRROR_ENV}=../shared/mnist) or fix download.mirrors in params.yaml.")
+
+
+def mirror_sources(mirrors: tuple[str, ...]) -> list[str]:
+    """$MNIST_MIRROR first when set, then the mirrors from params.yaml."""
+    local = os.environ.get(MIRROR_ENV)
+    return ([local] if local else []) + list(mirrors)
+
+
+def _join(source: str, name: str) -> str:
+    if "://" in source:
+        return source.rstrip("/") + "/" + name
+    return str(Path(source) / name)
+
+
+def _read(location: str, timeout_s: float) -> bytes:
+    if "://" not in location:
+        return Path(location).read_bytes()
+    with urllib.request.urlopen(location, timeout=timeout_s) as response:
+        return response.read()
+
+
+def _decompress(raw: bytes, location: str) -> bytes:
+    if not raw.startswith(GZIP_MAGIC):
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        raise ValueError(f"not a complete gzip file ({exc})") from None
+
+
+def main() -> None:
+    params = P.section(P.read_params(), "download", P.DownloadParams)
+    download_mnist(sources=mirror_sources(params.mirrors), timeout_s=params.timeout_s)
+
+
+if __name__ == "__main__":
+    run_stage("download", main)

@@ -1,0 +1,39 @@
+"""Classification metrics from labels and predictions (numpy only, so they are easy to check by hand)."""
+
+import numpy as np
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """[num_classes, num_classes] counts; row = true class, column = predicted class."""
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes ** 2).reshape(num_classes, -1)
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray, *, num_classes: int,
+                           minority_classes: tuple[int, ...]) -> dict:
+    """Accuracy overall, balanced, macro-F1, per minority/majority group and per class (fractions in [0, 1]).
+
+    A class absent from `labels` gets recall 0 and counts in the balanced and macro means, so a metric never
+    silently averages over fewer classes than the problem has.
+    """
+    matrix = confusion_matrix(labels, predictions, num_classes)
+    true_positive = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(axis=1)  # images of each true class
+    predicted = matrix.sum(axis=0)  # images predicted as each class
+    recall = np.divide(true_positive, support, out=np.zeros(num_classes), where=support > 0)
+    precision = np.divide(true_positive, predicted, out=np.zeros(num_classes), where=predicted > 0)
+    denominator = precision + recall
+    f1 = np.divide(2 * precision * recall, denominator, out=np.zeros(num_classes), where=denominator > 0)
+    minority = np.isin(labels, minority_classes)
+    correct = labels == predictions
+    return {
+        "accuracy": float(correct.mean()),
+        "balanced_accuracy": float(recall.mean()),
+        "macro_f1": float(f1.mean()),
+        "minority_accuracy": _mean_or_zero(correct[minority]),
+        "majority_accuracy": _mean_or_zero(correct[~minority]),
+        "per_class": {f"class_{digit}": float(r) for digit, r in enumerate(recall)},
+    }
+
+
+def _mean_or_zero(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else 0.0

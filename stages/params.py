@@ -1,0 +1,192 @@
+"""Typed, validated views of params.yaml: one frozen dataclass per section.
+
+Every stage turns the sections it declares in dvc.yaml into these objects before doing any work, so a
+typo or an out-of-range value fails at once with the key, the value and what is allowed.
+"""
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import yaml
+
+from stages.cli import StageError
+
+PARAMS_FILE = Path("params.yaml")
+DEVICES = ("auto", "cpu", "gpu")
+TRAIN_SETS = ("full", "subset")
+# Names a variant's `loss` may take; stages.losses registers the per-batch losses behind them.
+VARIANT_LOSSES = ("cross_entropy", "focal_curriculum")
+
+
+class ParamsError(StageError, ValueError):
+    """A value in params.yaml is missing, of the wrong type, out of range or unknown."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadParams:
+    mirrors: tuple[str, ...]  # base URLs, tried in order after $MNIST_MIRROR
+    timeout_s: float  # per HTTP request
+
+    def __post_init__(self):
+        _require(len(self.mirrors) > 0, "download.mirrors", self.mirrors, "a non-empty list of base URLs")
+        _require(self.timeout_s > 0, "download.timeout_s", self.timeout_s, "a number of seconds > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataParams:
+    pixel_range: tuple[float, ...]  # [low, high]: pixel value 0 maps to low, 255 to high
+    train_limit: int | None = None  # use only the first N training images (tests); null = all 60000
+    test_limit: int | None = None  # use only the first N test images; null = all 10000
+
+    def __post_init__(self):
+        low_high = len(self.pixel_range) == 2 and self.pixel_range[0] < self.pixel_range[1]
+        _require(low_high, "data.pixel_range", self.pixel_range, "[low, high] with low < high, e.g. [-1, 1]")
+        for key in ("train_limit", "test_limit"):
+            value = getattr(self, key)
+            _require(value is None or value > 0, f"data.{key}", value, "null (all images) or an integer > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class SubsetParams:
+    minority_classes: tuple[int, ...]  # digits of which only `fraction` is kept
+    fraction: float  # share of each minority class kept, in (0, 1]
+
+    def __post_init__(self):
+        classes = self.minority_classes
+        valid = len(classes) > 0 and len(set(classes)) == len(classes) and all(0 <= c <= 9 for c in classes)
+        _require(valid, "subset.minority_classes", classes, "a non-empty list of distinct digits 0-9")
+        _require(0 < self.fraction <= 1, "subset.fraction", self.fraction, "a number in (0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainParams:
+    device: str  # auto = GPU when Paddle has CUDA and sees a GPU, else CPU
+    batch_size: int
+    learning_rate: float
+    momentum: float
+
+    def __post_init__(self):
+        _require(self.device in DEVICES, "train.device", self.device, f"one of {list(DEVICES)}")
+        _require(self.batch_size > 0, "train.batch_size", self.batch_size, "an integer > 0")
+        _require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "a number > 0")
+        _require(0 <= self.momentum < 1, "train.momentum", self.momentum, "a number in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantParams:
+    train_set: str  # full = all training images, subset = the indices built by the subset stage
+    loss: str
+    epochs: int | None = None  # for cross_entropy; the curriculum takes its length from `focal`
+
+    def check(self, name: str) -> None:
+        key = f"variants.{name}"
+        _require(self.train_set in TRAIN_SETS, f"{key}.train_set", self.train_set, f"one of {list(TRAIN_SETS)}")
+        _require(self.loss in VARIANT_LOSSES, f"{key}.loss", self.loss, f"one of {list(VARIANT_LOSSES)}")
+        if self.loss == "focal_curriculum":
+            _require(self.epochs is None, f"{key}.epochs", self.epochs,
+                     "no value: the focal curriculum runs focal.epochs_per_gamma epochs per gamma")
+        else:
+            _require(self.epochs is not None and self.epochs > 0, f"{key}.epochs", self.epochs, "an integer > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class FocalParams:
+    gammas: tuple[float, ...]  # the curriculum: one phase per gamma, in this order, one model throughout
+    epochs_per_gamma: int
+
+    def __post_init__(self):
+        valid = len(self.gammas) > 0 and all(g >= 0 for g in self.gammas)
+        _require(valid, "focal.gammas", self.gammas, "a non-empty list of numbers >= 0")
+        _require(self.epochs_per_gamma > 0, "focal.epochs_per_gamma", self.epochs_per_gamma, "an integer > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateParams:
+    batch_size: int  # images per forward pass; only speed and memory depend on it
+
+    def __post_init__(self):
+        _require(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "an integer > 0")
+
+
+def read_params(path: Path = PARAMS_FILE) -> dict:
+    """The whole params.yaml as a mapping."""
+    try:
+        params = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run the stages from the repository root") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(params, dict):
+        raise ParamsError(f"{path} must be a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def section(params: dict, name: str, cls: type):
+    """params[name] as a validated `cls`; raises ParamsError naming the offending key."""
+    if name not in params:
+        raise ParamsError(f"params.yaml has no section `{name}`; add it (see README.md)")
+    return from_mapping(cls, params[name], prefix=name)
+
+
+def seed(params: dict) -> int:
+    """The one seed every random stream of the pipeline is derived from."""
+    return _check_type("seed", params.get("seed"), int)
+
+
+def variants(params: dict) -> dict[str, VariantParams]:
+    """The `variants` section: name -> validated VariantParams."""
+    raw = params.get("variants")
+    if not isinstance(raw, dict) or not raw:
+        raise ParamsError(f"variants: expected a non-empty mapping of variant name -> settings, got {raw!r}")
+    result = {}
+    for name, settings in raw.items():
+        variant = from_mapping(VariantParams, settings, prefix=f"variants.{name}")
+        variant.check(name)
+        result[name] = variant
+    return result
+
+
+def from_mapping(cls: type, mapping, prefix: str):
+    """Build dataclass `cls` from `mapping`, rejecting unknown keys, missing keys and wrong types."""
+    if not isinstance(mapping, dict):
+        raise ParamsError(f"{prefix}: expected a mapping, got {mapping!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ParamsError(f"{prefix}.{unknown[0]}: unknown key; allowed keys are {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        if name not in mapping:
+            if field.default is dataclasses.MISSING:
+                raise ParamsError(f"{prefix}.{name}: missing; add it to params.yaml")
+            continue
+        values[name] = _check_type(f"{prefix}.{name}", mapping[name], hints[name])
+    return cls(**values)
+
+
+def _check_type(key: str, value, hint):
+    """`value` converted to `hint` (int, float, str, tuple[X, ...], X | None), or ParamsError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_type(key, value, inner)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(f"{key}: expected a list, got {value!r}")
+        return tuple(_check_type(f"{key}[{i}]", item, args[0]) for i, item in enumerate(value))
+    # bool is an int in Python; `epochs: true` is still a mistake.
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, hint) and not isinstance(value, bool):
+        return value
+    raise ParamsError(f"{key}: expected {hint.__name__}, got {value!r}")
+
+
+def _require(ok: bool, key: str, value, allowed: str) -> None:
+    if not ok:
+        raise ParamsError(f"{key}: {value!r} is not allowed; expected {allowed}")
