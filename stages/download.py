@@ -5,10 +5,11 @@ A source may hold each file gzipped (NAME.gz) or plain (NAME); only the decompre
 """
 
 import gzip
+import http.client
 import os
 import sys
-import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 from stages import params as P
@@ -41,7 +42,7 @@ def fetch_verified(name: str, sources: list[str], timeout_s: float) -> tuple[byt
             location = _join(source, candidate)
             try:
                 content = _decompress(_read(location, timeout_s), location)
-            except (OSError, urllib.error.URLError, ValueError) as exc:
+            except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
                 failures.append(f"{location}: {exc}")
                 continue
             problem = sha256_matches(name, content)
@@ -78,7 +79,7 @@ def _decompress(raw: bytes, location: str) -> bytes:
         return raw
     try:
         return gzip.decompress(raw)
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+    except (EOFError, OSError, zlib.error) as exc:  # BadGzipFile is an OSError
         raise ValueError(f"not a complete gzip file ({exc})") from None
 
 

@@ -132,7 +132,9 @@ def section(params: dict, name: str, cls: type):
 
 def seed(params: dict) -> int:
     """The one seed every random stream of the pipeline is derived from."""
-    return _check_type("seed", params.get("seed"), int)
+    if "seed" not in params:
+        raise ParamsError("seed: missing; add a top-level `seed: 0` to params.yaml")
+    return _check_type("seed", params["seed"], int)
 
 
 def variants(params: dict) -> dict[str, VariantParams]:
@@ -153,7 +155,7 @@ def from_mapping(cls: type, mapping, prefix: str):
     if not isinstance(mapping, dict):
         raise ParamsError(f"{prefix}: expected a mapping, got {mapping!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
+    unknown = sorted(map(str, set(mapping) - set(fields)))
     if unknown:
         raise ParamsError(f"{prefix}.{unknown[0]}: unknown key; allowed keys are {sorted(fields)}")
     hints = typing.get_type_hints(cls)

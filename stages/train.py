@@ -72,8 +72,8 @@ def train_model(*, images: np.ndarray, labels: np.ndarray, phases: list[Phase], 
             loss, accuracy = train_epoch(model, optimizer, loss_fn, x_all, y_all, order, train.batch_size)
             seconds = time.perf_counter() - start
             row = {"epoch": len(history) + 1, **({} if phase.gamma is None else {"gamma": phase.gamma}),
-                   "loss": loss, "train_accuracy": accuracy, "seconds": round(seconds, 3),
-                   "images_per_second": round(len(labels) / seconds, 1)}
+                   "loss": loss, "train_accuracy": accuracy, "seconds": seconds,
+                   "images_per_second": len(labels) / seconds}
             if not math.isfinite(loss):
                 where = f"epoch {row['epoch']}" + ("" if phase.gamma is None else f" (gamma {phase.gamma})")
                 raise TrainingDiverged(f"the training loss became {loss} at {where}; lower train.learning_rate "

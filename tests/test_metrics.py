@@ -1,0 +1,55 @@
+"""Confusion matrix and classification metrics against a small example worked out by hand."""
+
+import numpy as np
+import pytest
+
+from stages.metrics import classification_metrics, confusion_matrix
+
+LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+PREDICTIONS = np.array([0, 1, 1, 1, 1, 2, 2, 0])
+# Rows are true classes, columns predictions:
+#   class 0: 1 right, 2 taken for 1;  class 1: 2 right;  class 2: 2 right, 1 taken for 0.
+CONFUSION = [[1, 2, 0],
+             [0, 2, 0],
+             [1, 0, 2]]
+
+
+def test_confusion_matrix():
+    assert confusion_matrix(LABELS, PREDICTIONS, 3).tolist() == CONFUSION
+
+
+def test_confusion_matrix_has_a_row_and_column_for_an_absent_class():
+    matrix = confusion_matrix(LABELS, PREDICTIONS, 4)
+    assert matrix.shape == (4, 4)
+    assert matrix[:3, :3].tolist() == CONFUSION
+    assert matrix[3].sum() == matrix[:, 3].sum() == 0
+
+
+def test_classification_metrics():
+    metrics = classification_metrics(LABELS, PREDICTIONS, num_classes=3, minority_classes=(0,))
+    # recall = diagonal / row sums = 1/3, 2/2, 2/3; precision = diagonal / column sums = 1/2, 2/4, 2/2.
+    # F1 = 2PR / (P + R): class 0: (1/3) / (5/6) = 2/5; class 1: 1 / (3/2) = 2/3; class 2: (4/3) / (5/3) = 4/5.
+    assert metrics["accuracy"] == pytest.approx(5 / 8)  # 1 + 2 + 2 of 8 right
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 3 + 1 + 2 / 3) / 3)  # = 2/3
+    assert metrics["macro_f1"] == pytest.approx((2 / 5 + 2 / 3 + 4 / 5) / 3)  # = 28/45
+    assert metrics["minority_accuracy"] == pytest.approx(1 / 3)  # class 0: 1 of 3
+    assert metrics["majority_accuracy"] == pytest.approx(4 / 5)  # classes 1 and 2: 4 of 5
+    assert metrics["per_class"] == pytest.approx({"class_0": 1 / 3, "class_1": 1.0, "class_2": 2 / 3})
+
+
+def test_absent_class_counts_as_zero_in_the_means():
+    # A fourth class that never occurs: recall 0 and F1 0, still averaged in; no image is in the minority.
+    metrics = classification_metrics(LABELS, PREDICTIONS, num_classes=4, minority_classes=(3,))
+    assert metrics["accuracy"] == pytest.approx(5 / 8)
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 3 + 1 + 2 / 3 + 0) / 4)  # = 1/2
+    assert metrics["macro_f1"] == pytest.approx((2 / 5 + 2 / 3 + 4 / 5 + 0) / 4)  # = 7/15
+    assert metrics["minority_accuracy"] == 0.0
+    assert metrics["majority_accuracy"] == pytest.approx(5 / 8)
+    assert list(metrics["per_class"]) == ["class_0", "class_1", "class_2", "class_3"]
+    assert metrics["per_class"]["class_3"] == 0.0
+
+
+def test_metrics_are_plain_floats():
+    metrics = classification_metrics(LABELS, PREDICTIONS, num_classes=3, minority_classes=(0,))
+    assert all(type(v) is float for k, v in metrics.items() if k != "per_class")
+    assert all(type(v) is float for v in metrics["per_class"].values())

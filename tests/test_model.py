@@ -1,0 +1,40 @@
+"""The report's LeNet: output shape, layer shapes and parameter count."""
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from stages.model import LeNet, count_parameters
+
+# weight shape (Paddle's Linear stores [in, out]), bias shape, and weights + biases counted by hand.
+LAYERS = {
+    "conv1": ([6, 1, 5, 5], [6], 6 * 1 * 5 * 5 + 6),  # 156
+    "conv2": ([16, 6, 5, 5], [16], 16 * 6 * 5 * 5 + 16),  # 2416
+    "conv3": ([120, 16, 4, 4], [120], 120 * 16 * 4 * 4 + 120),  # 30840
+    "fc1": ([120, 64], [64], 120 * 64 + 64),  # 7744
+    "fc2": ([64, 10], [10], 64 * 10 + 10),  # 650
+}
+
+
+def test_output_is_one_logit_per_class():
+    x = paddle.to_tensor(np.random.default_rng(0).uniform(-1, 1, (3, 1, 28, 28)).astype(np.float32))
+    logits = LeNet()(x)
+    assert logits.shape == [3, 10]
+    assert logits.dtype == paddle.float32
+
+
+def test_layer_shapes_and_counts():
+    model = LeNet()
+    for name, (weight_shape, bias_shape, count) in LAYERS.items():
+        layer = getattr(model, name)
+        assert layer.weight.shape == weight_shape, name
+        assert layer.bias.shape == bias_shape, name
+        assert count_parameters(layer) == count, name
+
+
+def test_parameter_count():
+    assert count_parameters(LeNet()) == 156 + 2416 + 30840 + 7744 + 650 == 41806
+
+
+def test_count_parameters_of_a_small_layer():
+    assert count_parameters(nn.Linear(3, 2)) == 3 * 2 + 2
