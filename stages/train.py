@@ -49,16 +49,22 @@ def training_phases(variant: P.VariantParams, focal: P.FocalParams | None) -> li
     return [Phase(variant.loss, variant.epochs)]
 
 
+def create_train_state(train: P.TrainParams, seed: int) -> tuple[LeNet, paddle.optimizer.Optimizer]:
+    """A fresh LeNet, its initial weights drawn from `seed`, and its Momentum SGD optimizer."""
+    paddle.seed(seed)
+    model = LeNet()
+    optimizer = paddle.optimizer.Momentum(learning_rate=train.learning_rate, momentum=train.momentum,
+                                          parameters=model.parameters())
+    return model, optimizer
+
+
 def train_model(*, images: np.ndarray, labels: np.ndarray, phases: list[Phase], train: P.TrainParams,
                 seed: int) -> tuple[LeNet, list[dict]]:
     """Train a fresh LeNet on images [N, 1, 28, 28] float32 and labels [N] int64; return it and its log.
 
     The log has one row per epoch: epoch, gamma (focal phases), loss, train_accuracy, seconds, images_per_second.
     """
-    paddle.seed(seed)  # the initial weights
-    model = LeNet()
-    optimizer = paddle.optimizer.Momentum(learning_rate=train.learning_rate, momentum=train.momentum,
-                                          parameters=model.parameters())
+    model, optimizer = create_train_state(train, seed)
     # The whole training set is put on the device once; batches are gathered from it.
     x_all, y_all = paddle.to_tensor(images), paddle.to_tensor(labels)
     total_epochs = sum(phase.epochs for phase in phases)

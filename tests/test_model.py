@@ -38,3 +38,31 @@ def test_parameter_count():
 
 def test_count_parameters_of_a_small_layer():
     assert count_parameters(nn.Linear(3, 2)) == 3 * 2 + 2
+
+
+def plain_forward(model: LeNet, x: paddle.Tensor) -> paddle.Tensor:
+    """The report's layer order, literally: every conv with its own bias, before its pooling."""
+    sigmoid = nn.functional.sigmoid
+    x = sigmoid(model.pool1(sigmoid(model.conv1(x))))
+    x = model.pool2(model.conv2(x))
+    x = paddle.flatten(model.conv3(x), start_axis=1)
+    return model.fc2(sigmoid(model.fc1(x)))
+
+
+def test_forward_matches_the_plain_layer_order_in_value_and_gradient():
+    paddle.seed(3)
+    model = LeNet()
+    # Non-zero biases, so moving them past the pooling is really exercised.
+    for layer in (model.conv1, model.conv2):
+        layer.bias.set_value(paddle.to_tensor(np.linspace(-1, 1, layer.bias.shape[0]).astype(np.float32)))
+    x = paddle.to_tensor(np.random.default_rng(1).uniform(-1, 1, (8, 1, 28, 28)).astype(np.float32))
+    gradients = []
+    for forward in (model.forward, lambda batch: plain_forward(model, batch)):
+        logits = forward(x)
+        (logits * paddle.arange(10, dtype="float32")).sum().backward()
+        gradients.append((logits.numpy(), {name: p.grad.numpy().copy() for name, p in model.named_parameters()}))
+        model.clear_gradients()
+    (fast, fast_grads), (plain, plain_grads) = gradients
+    np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-6)
+    for name, grad in plain_grads.items():
+        np.testing.assert_allclose(fast_grads[name], grad, rtol=1e-4, atol=1e-6, err_msg=name)
