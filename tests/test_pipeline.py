@@ -6,85 +6,26 @@ puts it back to the committed state afterwards.
 """
 
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
+from pipeline_repo import TEST_IMAGES, make_repo, stages_run
+
 VARIANTS = ("baseline", "reduced", "focal")
 METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "test_loss", "minority_accuracy",
                "majority_accuracy", "per_class", "train_images", "epochs"}
-PROJECT_FILES = ("stages", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml")
-TEST_IMAGES = 500
 ALL_STAGES = {"download", "subset", "train_baseline", "train_reduced", "train_focal", "evaluate"}
-
-
-def shrink(params: dict) -> dict:
-    """The default configuration on 2000 training and 500 test images, one epoch, two gammas."""
-    params["data"].update(train_limit=2000, test_limit=TEST_IMAGES)
-    for variant in params["variants"].values():
-        if "epochs" in variant:
-            variant["epochs"] = 1
-    params["focal"].update(gammas=[0.5, 2], epochs_per_gamma=1)
-    return params
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, project_root, mnist_mirror):
-    """A git + DVC repository of the project with shrunken params, after a full `dvc repro`, committed."""
-    root = tmp_path_factory.mktemp("pipeline")
-    for name in PROJECT_FILES:
-        source = project_root / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, root / name)
-    params = shrink(yaml.safe_load((project_root / "params.yaml").read_text()))
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "MNIST_MIRROR": str(mnist_mirror),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    run = Runner(root, env)
-    run("git", "init", "-q", "-b", "main")
-    run("git", "config", "user.name", "pipeline test")
-    run("git", "config", "user.email", "test@example.invalid")
-    run("dvc", "init", "-q")
-    shutil.copy(project_root / ".dvc" / "config", root / ".dvc" / "config")
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "project")
+    """The project with shrunken params after a full `dvc repro`, committed."""
+    run = make_repo(tmp_path_factory.mktemp("pipeline"), project_root, mnist_mirror)
     run.first_repro = run("dvc", "repro")
     run("git", "add", "-A")
     run("git", "commit", "-qm", "first run")
     return run
-
-
-class Runner:
-    """Runs commands in the test repository; a non-zero exit fails the test with the command's output."""
-
-    def __init__(self, root: Path, env: dict):
-        self.root, self.env = root, env
-
-    def __call__(self, *args: str, expect_ok: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(args, cwd=self.root, env=self.env, capture_output=True, text=True)
-        if expect_ok and result.returncode != 0:
-            pytest.fail(f"{' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def restore(self) -> None:
-        """Back to the last commit: params, lock file, metrics and the DVC-tracked data."""
-        self("git", "reset", "-q", "--hard")
-        self("dvc", "checkout", "-q", "--force")
-
-    def metrics(self, name: str) -> dict:
-        return json.loads((self.root / "metrics" / f"{name}.json").read_text())
-
-
-def stages_run(result: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", result.stdout + result.stderr))
 
 
 def test_first_repro_runs_every_stage_and_writes_every_metric(repo):
