@@ -8,8 +8,13 @@ class StageError(Exception):
 
 
 def run_stage(name: str, main) -> None:
-    """Call `main()`; a StageError exits non-zero with `name: error: ...` on stderr."""
+    """Call `main()`; a StageError exits non-zero with `name: error: ...` on stderr, Ctrl-C with status 130."""
     try:
         main()
     except StageError as exc:
         sys.exit(f"{name}: error: {exc}")
+    except KeyboardInterrupt:
+        # Outputs are written atomically, so nothing half-written is left; a train stage resumes from its
+        # last checkpoint when run again.
+        print(f"{name}: interrupted; run it again to continue", file=sys.stderr)
+        sys.exit(130)

@@ -12,6 +12,9 @@ RAW_DIR = Path("data/raw")
 SUBSET_FILE = Path("data/subset/train_indices.npy")
 MODEL_DIR = Path("data/models")  # <variant>.pdparams
 TRAIN_LOG_DIR = Path("metrics/train")  # <variant>.csv (per epoch) and <variant>.json (summary)
+# <variant>/: the last finished epoch of a training stage that has not completed; not a DVC output, since
+# it exists only between a crash and the rerun that resumes from it (see stages/checkpoints.py).
+CHECKPOINT_DIR = Path("data/checkpoints")
 NUM_CLASSES = 10
 IMAGE_SIDE = 28
 

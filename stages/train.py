@@ -12,13 +12,16 @@ import functools
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import paddle
 
 from stages import params as P
+from stages.checkpoints import remove_checkpoint, restore_checkpoint, save_checkpoint, training_fingerprint
 from stages.cli import StageError, run_stage
-from stages.data import MODEL_DIR, SUBSET_FILE, TRAIN_LOG_DIR, DataError, load_split, stream_rng, to_model_input
+from stages.data import (CHECKPOINT_DIR, MODEL_DIR, SUBSET_FILE, TRAIN_LOG_DIR, DataError, load_split, stream_rng,
+                         to_model_input)
 from stages.device import select_device
 from stages.files import atomic_path, write_json
 from stages.losses import LOSSES
@@ -59,23 +62,27 @@ def create_train_state(train: P.TrainParams, seed: int) -> tuple[LeNet, paddle.o
 
 
 def train_model(*, images: np.ndarray, labels: np.ndarray, phases: list[Phase], train: P.TrainParams,
-                seed: int) -> tuple[LeNet, list[dict]]:
+                seed: int, checkpoint_dir: Path | None = None) -> tuple[LeNet, list[dict]]:
     """Train a fresh LeNet on images [N, 1, 28, 28] float32 and labels [N] int64; return it and its log.
 
     The log has one row per epoch: epoch, gamma (focal phases), loss, train_accuracy, seconds, images_per_second.
+    With checkpoint_dir, a checkpoint is saved after every epoch, and one left by an earlier run of the same
+    configuration and data is resumed; the caller removes it once the outputs are written.
     """
-    model, optimizer = create_train_state(train, seed)
-    # The whole training set is put on the device once; batches are gathered from it.
-    x_all, y_all = paddle.to_tensor(images), paddle.to_tensor(labels)
-    total_epochs = sum(phase.epochs for phase in phases)
-    history = []
-    for phase_index, phase in enumerate(phases):
-        loss_fn = phase.loss_fn()
-        for phase_epoch in range(phase.epochs):
+    # Fresh generated names for layers and optimizer accumulators: a checkpoint's optimizer state is keyed by
+    # them, so they must not depend on what this process created before.
+    with paddle.utils.unique_name.guard():
+        model, optimizer = create_train_state(train, seed)
+        # The whole training set is put on the device once; batches are gathered from it.
+        x_all, y_all = paddle.to_tensor(images), paddle.to_tensor(labels)
+        schedule = [(index, epoch, phase) for index, phase in enumerate(phases) for epoch in range(phase.epochs)]
+        fingerprint = training_fingerprint(images, labels, phases=phases, train=train, seed=seed)
+        history = restore_checkpoint(checkpoint_dir, fingerprint, model, optimizer) if checkpoint_dir else []
+        for phase_index, phase_epoch, phase in schedule[len(history):]:
             # A pure function of (seed, phase, epoch), so a resumed run shuffles exactly like an unbroken one.
             order = stream_rng(seed, SHUFFLE_STREAM, phase_index, phase_epoch).permutation(len(labels))
             start = time.perf_counter()
-            loss, accuracy = train_epoch(model, optimizer, loss_fn, x_all, y_all, order, train.batch_size)
+            loss, accuracy = train_epoch(model, optimizer, phase.loss_fn(), x_all, y_all, order, train.batch_size)
             seconds = time.perf_counter() - start
             row = {"epoch": len(history) + 1, **({} if phase.gamma is None else {"gamma": phase.gamma}),
                    "loss": loss, "train_accuracy": accuracy, "seconds": seconds,
@@ -85,7 +92,9 @@ def train_model(*, images: np.ndarray, labels: np.ndarray, phases: list[Phase], 
                 raise TrainingDiverged(f"the training loss became {loss} at {where}; lower train.learning_rate "
                                        "or check the input scaling (data.pixel_range)")
             history.append(row)
-            _report_progress(row, total_epochs, history)
+            if checkpoint_dir:
+                save_checkpoint(checkpoint_dir, fingerprint, model, optimizer, history)
+            _report_progress(row, len(schedule), history)
     return model, history
 
 
@@ -165,8 +174,11 @@ def main() -> None:
     phases = training_phases(variant, focal)
     print(f"train {name}: {len(labels)} images, {sum(p.epochs for p in phases)} epochs on {device} "
           f"(Paddle {paddle.__version__})", file=sys.stderr)
-    model, history = train_model(images=images, labels=labels, phases=phases, train=train, seed=seed)
+    checkpoint_dir = CHECKPOINT_DIR / name
+    model, history = train_model(images=images, labels=labels, phases=phases, train=train, seed=seed,
+                                 checkpoint_dir=checkpoint_dir)
     write_outputs(name, model, history, len(labels))
+    remove_checkpoint(checkpoint_dir)
 
 
 if __name__ == "__main__":
