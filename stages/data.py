@@ -88,6 +88,8 @@ def load_split(split: str, limit: int | None = None, raw_dir: Path = RAW_DIR) ->
         raise DataError(f"{raw_dir / labels_name}: label {labels.max()} is outside 0-9; {REDO_HINT}")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
+    if len(labels) == 0:
+        raise DataError(f"{raw_dir / images_name} holds no images; {REDO_HINT}")
     return images, labels.astype(np.int64)
 
 
@@ -111,4 +113,6 @@ def _read(path: Path) -> np.ndarray:
         content = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path} is missing; run `dvc repro download` first") from None
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc}); {REDO_HINT}") from None
     return parse_idx(content, str(path))

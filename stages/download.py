@@ -8,6 +8,7 @@ import gzip
 import http.client
 import os
 import sys
+import time
 import urllib.request
 import zlib
 from pathlib import Path
@@ -19,6 +20,7 @@ from stages.files import atomic_dir
 
 MIRROR_ENV = "MNIST_MIRROR"
 GZIP_MAGIC = b"\x1f\x8b"
+CHUNK_BYTES = 1 << 20
 
 
 class DownloadError(StageError):
@@ -41,7 +43,7 @@ def fetch_verified(name: str, sources: list[str], timeout_s: float) -> tuple[byt
         for candidate in (f"{name}.gz", name):
             location = _join(source, candidate)
             try:
-                content = _decompress(_read(location, timeout_s), location)
+                content = _decompress(_read(location, timeout_s, max_bytes=2 * MNIST_FILES[name][0]), location)
             except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
                 failures.append(f"{location}: {exc}")
                 continue
@@ -67,15 +69,29 @@ def _join(source: str, name: str) -> str:
     return str(Path(source) / name)
 
 
-def _read(location: str, timeout_s: float) -> bytes:
+def _read(location: str, timeout_s: float, max_bytes: int) -> bytes:
+    """The bytes at a local path or URL; a download gets timeout_s in all and at most max_bytes."""
     if "://" not in location:
         return Path(location).read_bytes()
+    deadline = time.monotonic() + timeout_s
+    chunks, size = [], 0
     with urllib.request.urlopen(location, timeout=timeout_s) as response:
-        return response.read()
+        while chunk := response.read1(CHUNK_BYTES):  # whatever has arrived, so the deadline is checked
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValueError(f"more than {max_bytes} bytes: not the MNIST file")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not complete after {timeout_s} s (download.timeout_s)")
+            chunks.append(chunk)
+        if response.length:  # the server closed the connection before the Content-Length it announced
+            raise ConnectionError(f"connection closed after {size} bytes, {response.length} more expected")
+    return b"".join(chunks)
 
 
 def _decompress(raw: bytes, location: str) -> bytes:
     if not raw.startswith(GZIP_MAGIC):
+        if location.endswith(".gz"):
+            raise ValueError(f"not a gzip file (it begins {raw[:16]!r})")
         return raw
     try:
         return gzip.decompress(raw)

@@ -34,14 +34,19 @@ def atomic_dir(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())
+    old = tmp.with_name(tmp.name + ".old")
     try:
         yield tmp
+        # Move the old directory aside before the new one takes its place: at no moment is there neither.
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, old)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        if old.exists() and not path.exists():
+            os.replace(old, path)  # interrupted between the two renames: put the old one back
+        for leftover in (tmp, old):
+            if leftover.exists():
+                shutil.rmtree(leftover)
 
 
 def _umask() -> int:

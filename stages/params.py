@@ -5,6 +5,7 @@ typo or an out-of-range value fails at once with the key, the value and what is 
 """
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -18,6 +19,7 @@ DEVICES = ("auto", "cpu", "gpu")
 TRAIN_SETS = ("full", "subset")
 # Names a variant's `loss` may take; stages.losses registers the per-batch losses behind them.
 VARIANT_LOSSES = ("cross_entropy", "focal_curriculum")
+MAX_SEED = 2**32  # numpy takes any seed >= 0; paddle.seed fails beyond 64 bits
 
 
 class ParamsError(StageError, ValueError):
@@ -27,7 +29,7 @@ class ParamsError(StageError, ValueError):
 @dataclasses.dataclass(frozen=True)
 class DownloadParams:
     mirrors: tuple[str, ...]  # base URLs, tried in order after $MNIST_MIRROR
-    timeout_s: float  # per HTTP request
+    timeout_s: float  # per file downloaded
 
     def __post_init__(self):
         _require(len(self.mirrors) > 0, "download.mirrors", self.mirrors, "a non-empty list of base URLs")
@@ -134,7 +136,9 @@ def seed(params: dict) -> int:
     """The one seed every random stream of the pipeline is derived from."""
     if "seed" not in params:
         raise ParamsError("seed: missing; add a top-level `seed: 0` to params.yaml")
-    return _check_type("seed", params["seed"], int)
+    value = _check_type("seed", params["seed"], int)
+    _require(0 <= value < MAX_SEED, "seed", value, f"an integer in [0, {MAX_SEED})")
+    return value
 
 
 def variants(params: dict) -> dict[str, VariantParams]:
@@ -183,10 +187,23 @@ def _check_type(key: str, value, hint):
         return tuple(_check_type(f"{key}[{i}]", item, args[0]) for i, item in enumerate(value))
     # bool is an int in Python; `epochs: true` is still a mistake.
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ParamsError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if isinstance(value, hint) and not isinstance(value, bool):
         return value
-    raise ParamsError(f"{key}: expected {hint.__name__}, got {value!r}")
+    hint_text = ""
+    if hint is float and isinstance(value, str) and _parses_as_float(value):
+        hint_text = f" (YAML reads {value} as a string: write it with a dot, e.g. 1.0e-3)"
+    raise ParamsError(f"{key}: expected {hint.__name__}, got {value!r}{hint_text}")
+
+
+def _parses_as_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _require(ok: bool, key: str, value, allowed: str) -> None:

@@ -1,7 +1,9 @@
 """params.yaml becomes typed sections; every bad value is a ParamsError that names its full key."""
 
 import copy
+import dataclasses
 import re
+from pathlib import Path
 
 import paddle
 import pytest
@@ -176,3 +178,64 @@ def test_gpu_device_without_a_gpu_is_a_params_error():
 def test_auto_device_is_the_cpu_without_a_gpu():
     assert select_device("auto") == "cpu"
     assert paddle.get_device() == "cpu"
+
+
+# --- every leaf key of params.yaml has a bad value, and its loader rejects it --------------------------------
+
+PARAMS_YAML = Path(__file__).resolve().parent.parent / "params.yaml"
+# One bad value per leaf key, with variant names written as `*`. A key added to params.yaml, or a field added
+# to a params dataclass, without an entry here fails the two tests below.
+BAD_VALUES = {
+    "seed": 0.5,
+    "download.mirrors": ["https://example.org/mnist", 7],
+    "download.timeout_s": 0,
+    "data.pixel_range": [0.0, 0.0],
+    "data.train_limit": -1,
+    "data.test_limit": "all",
+    "subset.minority_classes": [5, -1],
+    "subset.fraction": -0.1,
+    "train.device": "GPU",
+    "train.batch_size": 0,
+    "train.learning_rate": 0,
+    "train.momentum": -0.1,
+    "variants.*.train_set": None,
+    "variants.*.loss": "focal",  # a per-batch loss of stages.losses, not a variant's loss
+    "variants.*.epochs": 0,
+    "focal.gammas": 0.5,
+    "focal.epochs_per_gamma": -3,
+    "evaluate.batch_size": 0,
+}
+
+
+def leaf_keys(mapping: dict, prefix: str = ""):
+    """The dotted key of every value in `mapping` that is not itself a mapping (lists are leaves)."""
+    for name, value in mapping.items():
+        if isinstance(value, dict):
+            yield from leaf_keys(value, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"
+
+
+def table_key(key: str) -> str:
+    """variants.baseline.epochs -> variants.*.epochs"""
+    parts = key.split(".")
+    return ".".join(["variants", "*", *parts[2:]]) if parts[0] == "variants" else key
+
+
+@pytest.mark.parametrize("key", list(leaf_keys(P.read_params(PARAMS_YAML))))
+def test_every_params_key_has_a_bad_value_that_its_loader_rejects(params, key):
+    assert table_key(key) in BAD_VALUES, f"params.yaml has {key}: add a bad value for it to BAD_VALUES"
+    with pytest.raises(P.ParamsError) as error:
+        load(set_key(params, key, BAD_VALUES[table_key(key)]), key.split(".")[0])
+    assert str(error.value).startswith(key), str(error.value)
+
+
+def test_bad_value_table_has_exactly_the_fields_of_the_params_dataclasses():
+    fields = {"seed"} | {f"variants.*.{f.name}" for f in dataclasses.fields(P.VariantParams)}
+    fields |= {f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    assert set(BAD_VALUES) == fields
+
+
+@pytest.mark.parametrize("key, value", [("seed", -1), ("seed", 2**64), ("download.timeout_s", float("inf"))])
+def test_values_that_would_crash_a_stage_later_are_rejected(params, key, value):
+    assert_rejected(set_key(params, key, value), key.split(".")[0], key)
