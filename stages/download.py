@@ -83,8 +83,9 @@ def _read(location: str, timeout_s: float, max_bytes: int) -> bytes:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"not complete after {timeout_s} s (download.timeout_s)")
             chunks.append(chunk)
-        if response.length:  # the server closed the connection before the Content-Length it announced
-            raise ConnectionError(f"connection closed after {size} bytes, {response.length} more expected")
+        remaining = getattr(response, "length", None)  # HTTP only: what the Content-Length still promises
+        if remaining:
+            raise ConnectionError(f"connection closed after {size} bytes, {remaining} more expected")
     return b"".join(chunks)
 
 
