@@ -107,9 +107,12 @@ class FocalParams:
 @dataclasses.dataclass(frozen=True)
 class EvaluateParams:
     batch_size: int  # images per forward pass; only speed and memory depend on it
+    logit_adjustment_tau: float  # post-hoc logit adjustment: logits - tau * log(training class prior)
 
     def __post_init__(self):
         _require(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "an integer > 0")
+        _require(self.logit_adjustment_tau >= 0, "evaluate.logit_adjustment_tau", self.logit_adjustment_tau,
+                 "a number >= 0 (0 leaves the logits as they are)")
 
 
 def read_params(path: Path = PARAMS_FILE) -> dict:

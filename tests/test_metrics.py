@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from stages.evaluate import adjust_logits
 from stages.metrics import classification_metrics, confusion_matrix
 
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2])
@@ -53,3 +54,16 @@ def test_metrics_are_plain_floats():
     metrics = classification_metrics(LABELS, PREDICTIONS, num_classes=3, minority_classes=(0,))
     assert all(type(v) is float for k, v in metrics.items() if k != "per_class")
     assert all(type(v) is float for v in metrics["per_class"].values())
+
+
+def test_logit_adjustment_subtracts_tau_times_the_log_prior():
+    # Prior 0.9 / 0.1 (counts 90 and 10): adjusted = [2 - ln 0.9, 1.5 - ln 0.1] = [2.1054, 3.8026] -> class 1.
+    logits = np.array([[2.0, 1.5]])
+    adjusted = adjust_logits(logits, np.array([90, 10]), tau=1.0)
+    np.testing.assert_allclose(adjusted, [[2 - np.log(0.9), 1.5 - np.log(0.1)]])
+    assert adjusted.argmax() == 1 and logits.argmax() == 0
+    # tau scales the shift; tau = 0 leaves the logits alone; a class never seen counts as one image.
+    np.testing.assert_allclose(adjust_logits(logits, [90, 10], tau=0.5), [[2 - 0.5 * np.log(0.9),
+                                                                            1.5 - 0.5 * np.log(0.1)]])
+    np.testing.assert_array_equal(adjust_logits(logits, [90, 10], tau=0.0), logits)
+    assert np.isfinite(adjust_logits(logits, [100, 0], tau=1.0)).all()

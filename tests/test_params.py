@@ -204,6 +204,7 @@ BAD_VALUES = {
     "focal.gammas": 0.5,
     "focal.epochs_per_gamma": -3,
     "evaluate.batch_size": 0,
+    "evaluate.logit_adjustment_tau": -1.0,
 }
 
 

@@ -14,7 +14,8 @@ from pipeline_repo import TEST_IMAGES, make_repo, stages_run
 
 VARIANTS = ("baseline", "reduced", "focal")
 METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "test_loss", "minority_accuracy",
-               "majority_accuracy", "per_class", "train_images", "epochs"}
+               "majority_accuracy", "per_class", "train_images", "epochs", "logit_adjusted"}
+ADJUSTED_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "minority_accuracy", "majority_accuracy"}
 ALL_STAGES = {"download", "subset", "train_baseline", "train_reduced", "train_focal", "evaluate"}
 
 
@@ -34,6 +35,7 @@ def test_first_repro_runs_every_stage_and_writes_every_metric(repo):
         metrics = repo.metrics(name)
         assert set(metrics) == METRIC_KEYS
         assert set(metrics["per_class"]) == {f"class_{d}" for d in range(10)}
+        assert set(metrics["logit_adjusted"]) == ADJUSTED_KEYS
         assert 0 <= metrics["accuracy"] <= 1 and metrics["test_loss"] > 0
         confusion = (repo.root / "metrics" / "confusion" / f"{name}.csv").read_text().splitlines()
         assert confusion[0] == "actual,predicted" and len(confusion) == 1 + TEST_IMAGES
