@@ -2,7 +2,8 @@
 killed or interrupted training stage continues where it stopped and ends exactly as an unbroken run would.
 
 A checkpoint is a directory (model.pdparams, optimizer.pdopt, state.json) replaced atomically. It records a
-fingerprint of everything the run depends on, and is only resumed by a run with the same fingerprint.
+fingerprint of everything the run depends on (data, params, code), and is only resumed by a run with the
+same fingerprint.
 """
 
 import dataclasses
@@ -21,8 +22,14 @@ STATE_FILE = "state.json"
 
 
 def training_fingerprint(images: np.ndarray, labels: np.ndarray, **config) -> str:
-    """SHA-256 of the training data and of the configuration (dataclasses, lists, numbers)."""
+    """SHA-256 of the training data, the configuration (dataclasses, lists, numbers) and the stages' code.
+
+    The code counts too: after an edit to, say, the model or a loss, weights saved by the old code must not
+    be resumed.
+    """
     digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
     digest.update(json.dumps(config, default=_as_json, sort_keys=True).encode())
     digest.update(np.ascontiguousarray(images).tobytes())
     digest.update(np.ascontiguousarray(labels).tobytes())

@@ -112,3 +112,12 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, raw_dir)
     _, history = train_model(images=images, labels=labels, phases=[Phase("focal", 1, 1.0)], train=TRAIN,
                              seed=0, checkpoint_dir=checkpoint)
     assert [row["gamma"] for row in history] == [1.0]
+
+
+def test_a_checkpoint_left_by_other_code_is_not_resumed(tmp_path, project_root, raw_dir):
+    root = make_project(tmp_path, project_root, raw_dir)
+    stop_mid_curriculum(start_training(root), root, signal.SIGKILL)
+    with open(root / "stages" / "losses.py", "a") as source:
+        source.write("\n# an edit after the crash\n")
+    log = finish_training(root)
+    assert "ignoring the checkpoint in data/checkpoints/focal" in log and "resuming" not in log
