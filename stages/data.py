@@ -1,7 +1,10 @@
 """MNIST on disk: the IDX file format, the checksums of the real files, model-ready arrays, and where the
 pipeline keeps its data files."""
 
+import dataclasses
 import hashlib
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +12,8 @@ import numpy as np
 from stages.cli import StageError
 
 RAW_DIR = Path("data/raw")
-SUBSET_FILE = Path("data/subset/train_indices.npy")
+# <train_set>.npz, written by the subset stage: `full` and `subset`, what a variant's `train_set` names.
+TRAIN_SET_DIR = Path("data/train_sets")
 MODEL_DIR = Path("data/models")  # <variant>.pdparams
 TRAIN_LOG_DIR = Path("metrics/train")  # <variant>.csv (per epoch) and <variant>.json (summary)
 # <variant>/: the last finished epoch of a training stage that has not completed; not a DVC output, since
@@ -91,6 +95,47 @@ def load_split(split: str, limit: int | None = None, raw_dir: Path = RAW_DIR) ->
     if len(labels) == 0:
         raise DataError(f"{raw_dir / images_name} holds no images; {REDO_HINT}")
     return images, labels.astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSet:
+    """A variant's training images: which ones, and how the minority digits are presented."""
+    indices: np.ndarray  # [M] int64, into the (train_limit-cut) training split
+    minority_classes: tuple[int, ...]
+    keep_minority_every: int  # 1 = every image every epoch; k > 1 = the report's per-batch protocol
+
+
+def train_set_path(name: str) -> Path:
+    return TRAIN_SET_DIR / f"{name}.npz"
+
+
+def save_training_set(path: Path, training_set: TrainingSet) -> None:
+    """An .npz that np.load reads, with fixed zip timestamps (np.savez stamps the time of writing): the same
+    training set gives the same bytes, so DVC does not rerun the stages that read an unchanged one."""
+    arrays = {"indices": training_set.indices, "minority_classes": np.array(training_set.minority_classes),
+              "keep_minority_every": np.array(training_set.keep_minority_every)}
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.save(buffer, array)
+            archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
+
+
+def load_training_set(name: str, split_size: int) -> TrainingSet:
+    """data/train_sets/<name>.npz, checked against a training split of `split_size` images."""
+    path = train_set_path(name)
+    try:
+        with np.load(path) as f:
+            result = TrainingSet(f["indices"].astype(np.int64), tuple(int(c) for c in f["minority_classes"]),
+                                 int(f["keep_minority_every"]))
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; run `dvc repro subset` first") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a training-set file ({exc}); run `dvc repro subset -f`") from None
+    if result.indices.size and result.indices.max() >= split_size:
+        raise DataError(f"{path} indexes image {result.indices.max()} of a {split_size}-image training "
+                        "split: it was built for another data.train_limit; run `dvc repro subset`")
+    return result
 
 
 def to_model_input(images: np.ndarray, pixel_range: tuple[float, float]) -> np.ndarray:

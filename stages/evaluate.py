@@ -1,9 +1,10 @@
-"""Stage `evaluate`: every trained variant on the test images.
+"""Stage `evaluate@<variant>`: one trained variant on the test images (`python -m stages.evaluate --variant NAME`).
 
-Writes metrics/<variant>.json (DVC metrics), metrics/confusion/<variant>.csv (one row per test image, for
-DVC's confusion-matrix plot) and metrics/results.md (the variants beside the course report's numbers).
+Writes metrics/<variant>.json (DVC metrics: the test metrics, the post-hoc logit-adjusted ones, and what the
+model was trained on) and metrics/confusion/<variant>.csv (one row per test image, for DVC's confusion plot).
 """
 
+import argparse
 import csv
 import json
 import sys
@@ -14,18 +15,27 @@ import paddle
 
 from stages import params as P
 from stages.cli import run_stage
-from stages.data import MODEL_DIR, NUM_CLASSES, TRAIN_LOG_DIR, DataError, load_split, to_model_input
+from stages.data import (
+    MODEL_DIR,
+    NUM_CLASSES,
+    TRAIN_LOG_DIR,
+    DataError,
+    load_split,
+    load_training_set,
+    to_model_input,
+)
 from stages.device import select_device
-from stages.files import atomic_path, write_json, write_text
+from stages.files import atomic_path, write_json
 from stages.metrics import classification_metrics
 from stages.model import LeNet
-from stages.subset import SUBSET_METRICS
+from stages.remedies import cosine_scale, log_prior
+from stages.samplers import expected_class_counts
 
 METRICS_DIR = Path("metrics")
 CONFUSION_DIR = METRICS_DIR / "confusion"
-RESULTS_TABLE = METRICS_DIR / "results.md"
-# Test accuracy (%) the course report gives for its three models; a reference, not a parameter.
-REPORT_ACCURACY = {"baseline": 98.7, "reduced": 92.0, "focal": 98.0}
+# What evaluate copies from the training summary into metrics/<variant>.json, so that one file describes a run.
+TRAINING_KEYS = ("train_images", "epochs", "images_trained", "minority_images", "distinct_minority_seen",
+                 "keep_minority_every", "seed")
 
 
 def predict_logits(model: LeNet, images: np.ndarray, batch_size: int) -> np.ndarray:
@@ -65,41 +75,25 @@ def adjust_logits(logits: np.ndarray, class_counts: np.ndarray, tau: float) -> n
     Subtracting the log prior undoes the bias a model learns towards frequent classes; a class absent from the
     training set counts as one image, so that its logit stays finite.
     """
-    counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1.0)
-    return logits - tau * np.log(counts / counts.sum())
+    return logits - tau * log_prior(class_counts)
 
 
 def training_class_counts(variant: P.VariantParams, train_limit: int | None) -> np.ndarray:
-    """Images per class [10] in the variant's training set: the subset's counts, or the whole split's."""
-    if variant.train_set == "subset":
-        per_class = json.loads(Path(SUBSET_METRICS).read_text())["per_class"]
-        return np.array([per_class[f"class_{digit}"] for digit in range(NUM_CLASSES)])
-    return np.bincount(load_split("train", train_limit)[1], minlength=NUM_CLASSES)
+    """Images of each class [10] an epoch of the variant's training saw on average: its learned prior."""
+    labels = load_split("train", train_limit)[1]
+    training_set = load_training_set(variant.train_set, len(labels))
+    labels = labels[training_set.indices]
+    return expected_class_counts(labels, np.isin(labels, training_set.minority_classes), sampler=variant.sampler,
+                                 keep_minority_every=training_set.keep_minority_every)
 
 
-def load_model(name: str) -> LeNet:
+def load_model(name: str, head_scale: float | None) -> LeNet:
     path = MODEL_DIR / f"{name}.pdparams"
     if not path.exists():
-        raise DataError(f"{path} is missing; run `dvc repro train_{name}` first")
-    model = LeNet()
+        raise DataError(f"{path} is missing; run `dvc repro train@{name}` first")
+    model = LeNet(cosine_scale=head_scale)
     model.set_state_dict(paddle.load(str(path)))
     return model
-
-
-def results_table(results: dict[str, dict], minority_classes: tuple[int, ...]) -> str:
-    """Markdown: one row per variant, accuracies in %, with the report's accuracy beside ours."""
-    minority = ",".join(map(str, minority_classes))
-    lines = [f"| variant | training images | epochs | test accuracy | digits {minority} | other digits "
-             f"| balanced accuracy | macro-F1 | logit-adjusted accuracy | its digits {minority} | report |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, m in results.items():
-        report = f"{REPORT_ACCURACY[name]:.1f}" if name in REPORT_ACCURACY else "-"
-        adjusted = m["logit_adjusted"]
-        lines.append(f"| {name} | {m['train_images']} | {m['epochs']} | {100 * m['accuracy']:.2f} "
-                     f"| {100 * m['minority_accuracy']:.2f} | {100 * m['majority_accuracy']:.2f} "
-                     f"| {100 * m['balanced_accuracy']:.2f} | {100 * m['macro_f1']:.2f} "
-                     f"| {100 * adjusted['accuracy']:.2f} | {100 * adjusted['minority_accuracy']:.2f} | {report} |")
-    return "\n".join(lines) + "\n"
 
 
 def write_confusion(name: str, labels: np.ndarray, predictions: np.ndarray) -> None:
@@ -110,30 +104,30 @@ def write_confusion(name: str, labels: np.ndarray, predictions: np.ndarray) -> N
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", required=True, help="a key of `variants` in params.yaml")
+    name = parser.parse_args().variant
     params = P.read_params()
+    variants = P.variants(params)
+    if name not in variants:
+        raise P.ParamsError(f"--variant {name!r} is not in params.yaml `variants` ({sorted(variants)})")
+    variant = variants[name]
     data = P.section(params, "data", P.DataParams)
     minority = P.section(params, "subset", P.SubsetParams).minority_classes
     evaluate = P.section(params, "evaluate", P.EvaluateParams)
-    variants = P.variants(params)
     device = select_device(P.section(params, "train", P.TrainParams).device)
+    model = load_model(name, cosine_scale(variant, P.loss_params(params, variant.loss)))
     images, labels = load_split("test", data.test_limit)
-    images = to_model_input(images, data.pixel_range)
-    results, predictions_by_name = {}, {}
-    for name, variant in variants.items():
-        metrics, predictions = evaluate_model(load_model(name), images, labels, batch_size=evaluate.batch_size,
-                                              minority_classes=minority, tau=evaluate.logit_adjustment_tau,
-                                              train_class_counts=training_class_counts(variant, data.train_limit))
-        summary = json.loads((TRAIN_LOG_DIR / f"{name}.json").read_text())
-        results[name] = {**metrics, "train_images": summary["train_images"], "epochs": summary["epochs"]}
-        predictions_by_name[name] = predictions
-        print(f"evaluate {name} on {device}: accuracy {metrics['accuracy']:.4f}, digits {minority} "
-              f"{metrics['minority_accuracy']:.4f}; logit-adjusted {metrics['logit_adjusted']['accuracy']:.4f}",
-              file=sys.stderr)
-    # Written only once every variant evaluated, so a failure leaves the previous results intact.
-    for name, metrics in results.items():
-        write_json(METRICS_DIR / f"{name}.json", metrics)
-        write_confusion(name, labels, predictions_by_name[name])
-    write_text(RESULTS_TABLE, results_table(results, minority))
+    metrics, predictions = evaluate_model(model, to_model_input(images, data.pixel_range), labels,
+                                          batch_size=evaluate.batch_size, minority_classes=minority,
+                                          tau=evaluate.logit_adjustment_tau,
+                                          train_class_counts=training_class_counts(variant, data.train_limit))
+    summary = json.loads((TRAIN_LOG_DIR / f"{name}.json").read_text())
+    write_json(METRICS_DIR / f"{name}.json", {**metrics, **{key: summary[key] for key in TRAINING_KEYS}})
+    write_confusion(name, labels, predictions)
+    print(f"evaluate {name} on {device}: accuracy {metrics['accuracy']:.4f}, digits {minority} "
+          f"{metrics['minority_accuracy']:.4f}; logit-adjusted {metrics['logit_adjusted']['accuracy']:.4f}",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Per-batch training losses, looked up by name. Each takes logits [N, C] and int64 labels [N] and returns the
-mean loss over the batch as a 0-d tensor; extra hyperparameters are keyword arguments."""
+mean loss over the batch as a 0-d tensor; hyperparameters are keyword arguments, per-class ones [C] tensors.
+stages.remedies builds those arguments from params.yaml `losses` and the training set's class counts."""
 
 import paddle
 import paddle.nn.functional as F
@@ -21,10 +22,42 @@ def focal_loss(logits: paddle.Tensor, labels: paddle.Tensor, gamma: float) -> pa
     probability) and 1 - p_t from -expm1(log p_t), accurate when p_t is close to 1; gamma = 0 gives
     exactly cross-entropy.
     """
-    log_p = F.log_softmax(logits, axis=-1)  # [N, C]
-    log_pt = paddle.take_along_axis(log_p, labels.unsqueeze(-1), axis=-1).squeeze(-1)  # [N]
+    log_pt = _log_p_true(logits, labels)  # [N]
     one_minus_pt = paddle.clip(-paddle.expm1(log_pt), min=MIN_ONE_MINUS_P)
     return (-paddle.pow(one_minus_pt, gamma) * log_pt).mean()
 
 
-LOSSES = {"cross_entropy": cross_entropy, "focal": focal_loss}
+def weighted_cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor,
+                           class_weights: paddle.Tensor) -> paddle.Tensor:
+    """mean over the batch of -w[y] * log p_t: the class-balanced loss of Cui et al. (2019) with weights [C]."""
+    return (-paddle.gather(class_weights, labels) * _log_p_true(logits, labels)).mean()
+
+
+def logit_adjusted_loss(logits: paddle.Tensor, labels: paddle.Tensor, log_prior: paddle.Tensor,
+                        tau: float) -> paddle.Tensor:
+    """Cross-entropy of logits + tau * log(prior [C]) (Menon et al., 2021); tau = 1 is the balanced softmax
+    (Ren et al., 2020). Frequent classes get a head start in training, so the logits themselves learn less
+    bias towards them; prediction uses the plain logits."""
+    return F.cross_entropy(logits + tau * log_prior, labels)
+
+
+def ldam_loss(logits: paddle.Tensor, labels: paddle.Tensor, margins: paddle.Tensor,
+              class_weights: paddle.Tensor) -> paddle.Tensor:
+    """LDAM (Cao et al., 2019): mean of -w[y] * log softmax(logits - margins[y] * onehot(y))[y].
+
+    `logits` are the cosine head's s * cos(feature, class), `margins` [C] are already multiplied by s, and
+    weights [C] of ones give the plain LDAM loss (deferred re-weighting sets them later in training).
+    """
+    onehot = F.one_hot(labels, logits.shape[-1]).astype(logits.dtype)  # [N, C]
+    shifted = logits - onehot * margins  # only the true class's logit moves
+    return (-paddle.gather(class_weights, labels) * _log_p_true(shifted, labels)).mean()
+
+
+def _log_p_true(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
+    """log softmax(logits)[n, labels[n]], shape [N]."""
+    log_p = F.log_softmax(logits, axis=-1)  # [N, C]
+    return paddle.take_along_axis(log_p, labels.unsqueeze(-1), axis=-1).squeeze(-1)
+
+
+LOSSES = {"cross_entropy": cross_entropy, "focal": focal_loss, "weighted_cross_entropy": weighted_cross_entropy,
+          "logit_adjusted": logit_adjusted_loss, "ldam": ldam_loss}

@@ -12,17 +12,21 @@ class LeNet(nn.Layer):
     The two sigmoids around the first pooling and the missing activation after conv2 and conv3 are the
     report's (Paddle course) design; they are kept so the numbers compare. Input [N, 1, 28, 28] float32,
     output [N, num_classes] logits.
+
+    With cosine_scale = s, the last layer is LDAM's cosine classifier (Cao et al., 2019): logits
+    s * cos(features, class weight vector), no bias. None (the default) keeps the report's fc 10.
     """
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, cosine_scale: float | None = None):
         super().__init__()
+        self.cosine_scale = cosine_scale
         self.conv1 = nn.Conv2D(1, 6, kernel_size=5)  # -> [N, 6, 24, 24]
         self.pool1 = nn.MaxPool2D(kernel_size=2, stride=2)  # -> [N, 6, 12, 12]
         self.conv2 = nn.Conv2D(6, 16, kernel_size=5)  # -> [N, 16, 8, 8]
         self.pool2 = nn.MaxPool2D(kernel_size=2, stride=2)  # -> [N, 16, 4, 4]
         self.conv3 = nn.Conv2D(16, 120, kernel_size=4)  # -> [N, 120, 1, 1]
         self.fc1 = nn.Linear(120, 64)
-        self.fc2 = nn.Linear(64, num_classes)
+        self.fc2 = nn.Linear(64, num_classes, bias_attr=False if cosine_scale else None)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
         # The same function as sigmoid(pool1(sigmoid(conv1(x)))) and pool2(conv2(x)), computed faster: each
@@ -37,7 +41,10 @@ class LeNet(nn.Layer):
         # Paddle runs about 3x faster than its conv kernel (forward and backward).
         weight = self.conv3.weight.reshape([self.conv3.weight.shape[0], -1])  # [120, 256]
         x = paddle.matmul(paddle.flatten(x, start_axis=1), weight, transpose_y=True) + self.conv3.bias  # [N, 120]
-        x = F.sigmoid(self.fc1(x))
+        x = F.sigmoid(self.fc1(x))  # [N, 64]
+        if self.cosine_scale:
+            cosine = paddle.matmul(F.normalize(x, axis=1), F.normalize(self.fc2.weight, axis=0))  # [N, 10]
+            return self.cosine_scale * cosine
         return self.fc2(x)
 
 

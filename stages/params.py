@@ -17,8 +17,8 @@ from stages.cli import StageError
 PARAMS_FILE = Path("params.yaml")
 DEVICES = ("auto", "cpu", "gpu")
 TRAIN_SETS = ("full", "subset")
-# Names a variant's `loss` may take; stages.losses registers the per-batch losses behind them.
-VARIANT_LOSSES = ("cross_entropy", "focal_curriculum")
+SUBSET_MODES = ("fixed", "per_batch")
+SAMPLERS = ("shuffle", "class_balanced")  # stages.samplers registers them
 MAX_SEED = 2**32  # numpy takes any seed >= 0; paddle.seed fails beyond 64 bits
 
 
@@ -54,12 +54,25 @@ class DataParams:
 class SubsetParams:
     minority_classes: tuple[int, ...]  # digits of which only `fraction` is kept
     fraction: float  # share of each minority class kept, in (0, 1]
+    # fixed: one seeded draw of the minority images, the same every epoch. per_batch: the report's protocol,
+    # every training image, but the minority digits are dropped from every batch whose index is not a
+    # multiple of 1 / fraction, so each epoch sees a different `fraction` of them.
+    mode: str = "fixed"
 
     def __post_init__(self):
         classes = self.minority_classes
         valid = len(classes) > 0 and len(set(classes)) == len(classes) and all(0 <= c <= 9 for c in classes)
         _require(valid, "subset.minority_classes", classes, "a non-empty list of distinct digits 0-9")
         _require(0 < self.fraction <= 1, "subset.fraction", self.fraction, "a number in (0, 1]")
+        _require(self.mode in SUBSET_MODES, "subset.mode", self.mode, f"one of {list(SUBSET_MODES)}")
+        if self.mode == "per_batch":
+            _require(abs(1 / self.fraction - round(1 / self.fraction)) < 1e-9, "subset.fraction", self.fraction,
+                     "1 / k for an integer k in per_batch mode (minority digits kept in every k-th batch)")
+
+    @property
+    def keep_minority_every(self) -> int:
+        """Per-batch mode keeps the minority digits in batches 0, k, 2k, ...; 1 = in every batch."""
+        return round(1 / self.fraction) if self.mode == "per_batch" else 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,30 +91,84 @@ class TrainParams:
 
 @dataclasses.dataclass(frozen=True)
 class VariantParams:
-    train_set: str  # full = all training images, subset = the indices built by the subset stage
-    loss: str
-    epochs: int | None = None  # for cross_entropy; the curriculum takes its length from `focal`
+    train_set: str  # full = every training image, subset = the subset stage's (see subset.mode)
+    loss: str  # a key of the `losses` section: the loss and its hyperparameters
+    epochs: int | None = None  # the focal curriculum takes its length from losses.focal_curriculum instead
+    sampler: str = "shuffle"  # shuffle = each image once per epoch; class_balanced = classes drawn equally
 
     def check(self, name: str) -> None:
         key = f"variants.{name}"
         _require(self.train_set in TRAIN_SETS, f"{key}.train_set", self.train_set, f"one of {list(TRAIN_SETS)}")
-        _require(self.loss in VARIANT_LOSSES, f"{key}.loss", self.loss, f"one of {list(VARIANT_LOSSES)}")
+        _require(self.loss in LOSS_PARAMS, f"{key}.loss", self.loss, f"one of {list(LOSS_PARAMS)}")
+        _require(self.sampler in SAMPLERS, f"{key}.sampler", self.sampler, f"one of {list(SAMPLERS)}")
         if self.loss == "focal_curriculum":
             _require(self.epochs is None, f"{key}.epochs", self.epochs,
-                     "no value: the focal curriculum runs focal.epochs_per_gamma epochs per gamma")
+                     "no value: the curriculum runs losses.focal_curriculum.epochs_per_gamma epochs per gamma")
         else:
             _require(self.epochs is not None and self.epochs > 0, f"{key}.epochs", self.epochs, "an integer > 0")
 
 
+# The `losses` section: one entry per loss, holding its hyperparameters (the defaults in params.yaml are
+# those of the paper that introduced the loss; README.md cites them).
+@dataclasses.dataclass(frozen=True)
+class CrossEntropyParams:
+    pass
+
+
 @dataclasses.dataclass(frozen=True)
 class FocalParams:
-    gammas: tuple[float, ...]  # the curriculum: one phase per gamma, in this order, one model throughout
+    gamma: float  # FL = -(1 - p_t)^gamma log p_t; 0 is cross-entropy
+
+    def __post_init__(self):
+        _require(self.gamma >= 0, "losses.focal.gamma", self.gamma, "a number >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class FocalCurriculumParams:
+    gammas: tuple[float, ...]  # one phase per gamma, in this order, one model throughout
     epochs_per_gamma: int
 
     def __post_init__(self):
+        key = "losses.focal_curriculum"
         valid = len(self.gammas) > 0 and all(g >= 0 for g in self.gammas)
-        _require(valid, "focal.gammas", self.gammas, "a non-empty list of numbers >= 0")
-        _require(self.epochs_per_gamma > 0, "focal.epochs_per_gamma", self.epochs_per_gamma, "an integer > 0")
+        _require(valid, f"{key}.gammas", self.gammas, "a non-empty list of numbers >= 0")
+        _require(self.epochs_per_gamma > 0, f"{key}.epochs_per_gamma", self.epochs_per_gamma, "an integer > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassBalancedParams:
+    beta: float  # effective number of samples (1 - beta^n) / (1 - beta); 0 = no re-weighting
+
+    def __post_init__(self):
+        _require(0 <= self.beta < 1, "losses.class_balanced.beta", self.beta, "a number in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogitAdjustedParams:
+    tau: float  # training logits + tau * log(prior); tau = 1 is the balanced softmax
+
+    def __post_init__(self):
+        _require(self.tau >= 0, "losses.logit_adjusted.tau", self.tau, "a number >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class LdamDrwParams:
+    max_margin: float  # margin of the rarest class; class j gets max_margin * (n_min / n_j)^(1/4)
+    scale: float  # s: the cosine classifier's logits are s * cos(feature, class weight)
+    drw_start: float  # share of the epochs trained before the deferred re-weighting starts
+    beta: float  # class-balanced weights of the re-weighting phase
+
+    def __post_init__(self):
+        key = "losses.ldam_drw"
+        _require(self.max_margin > 0, f"{key}.max_margin", self.max_margin, "a number > 0")
+        _require(self.scale > 0, f"{key}.scale", self.scale, "a number > 0")
+        _require(0 <= self.drw_start <= 1, f"{key}.drw_start", self.drw_start, "a number in [0, 1]")
+        _require(0 <= self.beta < 1, f"{key}.beta", self.beta, "a number in [0, 1)")
+
+
+LOSS_PARAMS = {"cross_entropy": CrossEntropyParams, "focal": FocalParams,
+               "focal_curriculum": FocalCurriculumParams, "class_balanced": ClassBalancedParams,
+               "logit_adjusted": LogitAdjustedParams, "ldam_drw": LdamDrwParams}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,6 +222,15 @@ def variants(params: dict) -> dict[str, VariantParams]:
         variant.check(name)
         result[name] = variant
     return result
+
+
+def loss_params(params: dict, loss: str):
+    """losses.<loss> as its validated dataclass."""
+    losses = params.get("losses")
+    if not isinstance(losses, dict) or loss not in losses:
+        raise ParamsError(f"losses.{loss}: missing; add its hyperparameters to params.yaml (see README.md)")
+    return from_mapping(LOSS_PARAMS[loss], losses[loss] if losses[loss] is not None else {},
+                        prefix=f"losses.{loss}")
 
 
 def from_mapping(cls: type, mapping, prefix: str):

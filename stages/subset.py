@@ -1,8 +1,11 @@
-"""Stage `subset`: the fixed, seeded imbalanced training set, built once and versioned.
+"""Stage `subset`: the training sets the variants name, built once and versioned.
 
-Keeps exactly round(fraction x class count) images of each minority class, drawn without replacement, and
-every image of the other classes. The kept indices (into the training split) are the stage's output, so every
-variant that trains on the subset sees the same images, epoch after epoch.
+data/train_sets/full.npz is every training image. data/train_sets/subset.npz depends on subset.mode:
+- fixed (default): exactly round(fraction x class count) images of each minority class, drawn once without
+  replacement from the seed, and every image of the other classes; every epoch sees the same images.
+- per_batch: the course report's protocol, replayed: every training image, marked so that training drops the
+  minority digits from every batch whose index is not a multiple of 1 / fraction. Over many epochs the model
+  sees most minority images; the training log counts how many.
 """
 
 import sys
@@ -11,7 +14,14 @@ import numpy as np
 
 from stages import params as P
 from stages.cli import run_stage
-from stages.data import NUM_CLASSES, SUBSET_FILE, load_split, stream_rng
+from stages.data import (
+    NUM_CLASSES,
+    TrainingSet,
+    load_split,
+    save_training_set,
+    stream_rng,
+    train_set_path,
+)
 from stages.files import atomic_path, write_json
 
 SUBSET_METRICS = "metrics/subset.json"
@@ -20,7 +30,7 @@ SUBSET_STREAM = 1  # random-stream key of the subset draw (see data.stream_rng)
 
 def build_subset(labels: np.ndarray, *, minority_classes: tuple[int, ...], fraction: float,
                  seed: int) -> np.ndarray:
-    """Sorted int64 indices into `labels` of the images kept."""
+    """Sorted int64 indices into `labels` of the images a fixed subset keeps."""
     rng = stream_rng(seed, SUBSET_STREAM)
     kept = []
     for digit in range(NUM_CLASSES):
@@ -29,6 +39,17 @@ def build_subset(labels: np.ndarray, *, minority_classes: tuple[int, ...], fract
             members = rng.choice(members, size=round(fraction * len(members)), replace=False)
         kept.append(members)
     return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
+def build_training_sets(labels: np.ndarray, subset: P.SubsetParams, seed: int) -> dict[str, TrainingSet]:
+    """{"full": every image, "subset": the imbalanced set of subset.mode}."""
+    everything = np.arange(len(labels), dtype=np.int64)
+    if subset.mode == "fixed":
+        kept = build_subset(labels, minority_classes=subset.minority_classes, fraction=subset.fraction, seed=seed)
+    else:
+        kept = everything
+    return {"full": TrainingSet(everything, subset.minority_classes, 1),
+            "subset": TrainingSet(kept, subset.minority_classes, subset.keep_minority_every)}
 
 
 def class_counts(labels: np.ndarray) -> dict[str, int]:
@@ -42,13 +63,17 @@ def main() -> None:
     data = P.section(params, "data", P.DataParams)
     subset = P.section(params, "subset", P.SubsetParams)
     _, labels = load_split("train", data.train_limit)
-    indices = build_subset(labels, minority_classes=subset.minority_classes, fraction=subset.fraction,
-                           seed=P.seed(params))
-    with atomic_path(SUBSET_FILE) as tmp:
-        np.save(tmp, indices)
-    counts = class_counts(labels[indices])
-    write_json(SUBSET_METRICS, {"train_images": len(indices), "per_class": counts})
-    print(f"subset: kept {len(indices)} of {len(labels)} training images: {counts}", file=sys.stderr)
+    training_sets = build_training_sets(labels, subset, P.seed(params))
+    for name, training_set in training_sets.items():
+        with atomic_path(train_set_path(name)) as tmp:
+            save_training_set(tmp, training_set)
+    kept = training_sets["subset"]
+    counts = class_counts(labels[kept.indices])
+    write_json(SUBSET_METRICS, {"train_images": len(kept.indices), "keep_minority_every": kept.keep_minority_every,
+                                "per_class": counts})
+    print(f"subset ({subset.mode}): {len(kept.indices)} of {len(labels)} training images: {counts}"
+          + (f", minority digits in every {kept.keep_minority_every}th batch" if subset.mode == "per_batch" else ""),
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

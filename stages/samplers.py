@@ -1,0 +1,55 @@
+"""Which training images each epoch visits, in which order and in which batches.
+
+A sampler (looked up by name, set per variant) orders the training set for one epoch; `batch_plan` then cuts
+the order into batches and applies the report's per-batch protocol when the training set asks for it.
+"""
+
+import numpy as np
+
+from stages.data import NUM_CLASSES
+
+
+def shuffle_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Every image once, in a random order."""
+    return rng.permutation(len(labels))
+
+
+def class_balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """As many draws as images, each picking a class uniformly (among those present), then an image of it
+    uniformly, with replacement: class-balanced re-sampling (e.g. Kang et al., 2020)."""
+    classes = np.unique(labels)
+    members = [np.flatnonzero(labels == c) for c in classes]
+    drawn_class = rng.integers(len(classes), size=len(labels))
+    sizes = np.array([len(m) for m in members])
+    offsets = (rng.random(len(labels)) * sizes[drawn_class]).astype(np.int64)  # uniform in [0, size)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    return np.concatenate(members)[starts[drawn_class] + offsets]
+
+
+SAMPLERS = {"shuffle": shuffle_order, "class_balanced": class_balanced_order}
+
+
+def batch_plan(order: np.ndarray, is_minority: np.ndarray, *, batch_size: int,
+               keep_minority_every: int) -> tuple[np.ndarray, np.ndarray]:
+    """The images trained on, in order, and the size of each batch.
+
+    Batches are the consecutive `batch_size` slices of `order`. With keep_minority_every = k > 1 (the report's
+    per-batch protocol), minority images are dropped from every batch whose index is not a multiple of k, so
+    those batches shrink; k = 1 keeps every image.
+    """
+    batch_index = np.arange(len(order)) // batch_size
+    keep = ~is_minority[order] | (batch_index % keep_minority_every == 0)
+    sizes = np.bincount(batch_index[keep], minlength=batch_index[-1] + 1 if len(order) else 0)
+    return order[keep], sizes[sizes > 0]
+
+
+def expected_class_counts(labels: np.ndarray, is_minority: np.ndarray, *, sampler: str,
+                          keep_minority_every: int) -> np.ndarray:
+    """Images of each class [10] an epoch trains on, on average: the class prior the model learns, which the
+    re-weighting losses and post-hoc logit adjustment correct for."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+    if sampler == "class_balanced":
+        counts = (counts > 0) * (len(labels) / np.count_nonzero(counts))
+    minority_class = np.bincount(labels[is_minority], minlength=NUM_CLASSES) > 0
+    counts[minority_class] /= keep_minority_every
+    return counts
