@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-PROJECT_FILES = ("stages", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml")
+PROJECT_FILES = ("stages", "scripts", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml")
 TEST_IMAGES = 500
 
 
@@ -25,7 +25,7 @@ def shrink(params: dict) -> dict:
     for variant in params["variants"].values():
         if "epochs" in variant:
             variant["epochs"] = 1
-    params["focal"].update(gammas=[0.5, 2], epochs_per_gamma=1)
+    params["losses"]["focal_curriculum"].update(gammas=[0.5, 2], epochs_per_gamma=1)
     return params
 
 

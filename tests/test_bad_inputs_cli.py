@@ -6,9 +6,10 @@ import re
 
 import numpy as np
 import pytest
-
 from stage_project import make_project, project_files, run_stage
 from test_data import idx_bytes, idx_images, idx_labels
+
+from stages.data import TrainingSet, save_training_set
 
 IMAGES = "train-images-idx3-ubyte"
 LABELS = "train-labels-idx1-ubyte"
@@ -66,7 +67,7 @@ def test_subset_stage_rejects_a_bad_data_file(tmp_path, project_root, kind):
     before = project_files(project)
     result = run_stage(project, "stages.subset")
     assert_failed_cleanly(result, "subset", culprit, problem)
-    assert project_files(project) == before  # no data/subset/train_indices.npy, no metrics/subset.json
+    assert project_files(project) == before  # no data/train_sets/, no metrics/subset.json
 
 
 def test_train_stage_rejects_a_bad_data_file(tmp_path, project_root):
@@ -83,14 +84,15 @@ def test_train_stage_rejects_a_bad_data_file(tmp_path, project_root):
 
 # A focal run that trains in a second: 40 images, the subset of all of them, one gamma, one epoch.
 SMALL_FOCAL = {"train.device": "cpu", "train.batch_size": 10, "subset.fraction": 1.0,
-               "focal.gammas": [0.5], "focal.epochs_per_gamma": 1}
+               "losses.focal_curriculum.gammas": [0.5], "losses.focal_curriculum.epochs_per_gamma": 1}
 
 
 def focal_project(root, project_root, changes: dict):
     project = make_project(root, project_root, {**SMALL_FOCAL, **changes})
     write_raw(project, raw_files())
-    (project / "data" / "subset").mkdir()
-    np.save(project / "data" / "subset" / "train_indices.npy", np.arange(40, dtype=np.int64))
+    (project / "data" / "train_sets").mkdir()
+    save_training_set(project / "data" / "train_sets" / "subset.npz",
+                      TrainingSet(np.arange(40, dtype=np.int64), (0, 1, 2, 3, 4), 1))
     return project
 
 
@@ -102,7 +104,7 @@ def test_small_focal_project_trains_with_good_params(tmp_path, project_root):
 
 
 @pytest.mark.parametrize("key, value", [
-    ("focal.gammas", [0.5, 2.0, -1.0]),  # only the last phase is bad: checked before the first one starts
+    ("losses.focal_curriculum.gammas", [0.5, 2.0, -1.0]),  # only the last phase is bad: checked before the first one starts
     ("train.learning_rate", 0),
     ("seed", 0.5),
 ])
@@ -122,7 +124,7 @@ def test_a_non_finite_loss_stops_training_with_no_outputs(tmp_path, project_root
     before = project_files(project)
     result = run_stage(project, "stages.train", "--variant", "focal", timeout_s=20)
     assert result.returncode == 1
-    assert "train: error: the training loss became nan at epoch 1 (gamma 0.5)" in result.stderr, result.stderr
+    assert "train: error: the training loss became nan at epoch 1 (focal, gamma 0.5);" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
     # No model, no log, no metrics; only the checkpoint of the epochs before the failure (here: none).
     assert project_files(project) == before

@@ -12,7 +12,9 @@ from stages import params as P
 from stages.device import select_device
 
 SECTIONS = {"download": P.DownloadParams, "data": P.DataParams, "subset": P.SubsetParams,
-            "train": P.TrainParams, "focal": P.FocalParams, "evaluate": P.EvaluateParams}
+            "train": P.TrainParams, "evaluate": P.EvaluateParams}
+# One entry of the `losses` section per loss, each loaded on its own by P.loss_params.
+LOSS_SECTIONS = {f"losses.{name}": cls for name, cls in P.LOSS_PARAMS.items()}
 HAS_GPU = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
@@ -22,12 +24,20 @@ def params(project_root) -> dict:
 
 
 def load(params: dict, name: str):
-    """What a stage does with section `name`: seed, variants or one of SECTIONS."""
+    """What a stage does with section `name`: seed, variants, one of SECTIONS or one of LOSS_SECTIONS."""
     if name == "seed":
         return P.seed(params)
     if name == "variants":
         return P.variants(params)
+    if name in LOSS_SECTIONS:
+        return P.loss_params(params, name.removeprefix("losses."))
     return P.section(params, name, SECTIONS[name])
+
+
+def section_of(key: str) -> str:
+    """The name `load` takes for a dotted key: losses.focal.gamma -> losses.focal, train.momentum -> train."""
+    parts = key.split(".")
+    return ".".join(parts[:2]) if parts[0] == "losses" else parts[0]
 
 
 def set_key(params: dict, key: str, value) -> dict:
@@ -57,7 +67,7 @@ def assert_rejected(params: dict, section: str, key: str) -> None:
 
 
 def test_real_params_load_for_every_section(params):
-    for name, cls in SECTIONS.items():
+    for name, cls in {**SECTIONS, **LOSS_SECTIONS}.items():
         assert isinstance(load(params, name), cls)
     assert isinstance(load(params, "seed"), int)
     variants = load(params, "variants")
@@ -69,7 +79,9 @@ def test_real_params_are_converted_to_tuples_and_floats(params):
     data = load(params, "data")
     assert data.pixel_range == tuple(float(v) for v in params["data"]["pixel_range"])
     assert all(type(v) is float for v in data.pixel_range)
-    assert all(type(g) is float for g in load(params, "focal").gammas)  # the yaml has ints among them
+    gammas = load(params, "losses.focal_curriculum").gammas
+    assert gammas == tuple(float(g) for g in params["losses"]["focal_curriculum"]["gammas"])
+    assert all(type(g) is float for g in gammas)  # the yaml has ints among them
     assert load(params, "subset").minority_classes == tuple(params["subset"]["minority_classes"])
 
 
@@ -78,7 +90,10 @@ def test_real_params_are_converted_to_tuples_and_floats(params):
     ("data", "data.train_limt"),
     ("subset", "subset.fractoin"),
     ("train", "train.lr"),
-    ("focal", "focal.gamma"),
+    ("losses.focal_curriculum", "losses.focal_curriculum.gamma"),
+    ("losses.focal", "losses.focal.gammas"),
+    ("losses.ldam_drw", "losses.ldam_drw.margin"),
+    ("losses.cross_entropy", "losses.cross_entropy.gamma"),
     ("evaluate", "evaluate.batch"),
     ("variants", "variants.baseline.gamma"),
 ])
@@ -91,10 +106,16 @@ def test_unknown_key_is_rejected(params, section, key):
     ("data", "data.pixel_range"),
     ("subset", "subset.fraction"),
     ("train", "train.learning_rate"),
-    ("focal", "focal.epochs_per_gamma"),
+    ("losses.focal_curriculum", "losses.focal_curriculum.epochs_per_gamma"),
+    ("losses.focal", "losses.focal.gamma"),
+    ("losses.class_balanced", "losses.class_balanced.beta"),
+    ("losses.logit_adjusted", "losses.logit_adjusted.tau"),
+    ("losses.ldam_drw", "losses.ldam_drw.drw_start"),
+    ("losses.ldam_drw", "losses.ldam_drw"),  # the whole entry of a loss
     ("evaluate", "evaluate.batch_size"),
     ("variants", "variants.reduced.loss"),
     ("variants", "variants.baseline.epochs"),  # cross_entropy without epochs
+    ("variants", "variants.focal_fixed.epochs"),  # focal, unlike the curriculum, needs epochs
     ("seed", "seed"),
 ])
 def test_missing_key_is_rejected(params, section, key):
@@ -105,7 +126,13 @@ def test_missing_key_is_rejected(params, section, key):
     ("train", "train.batch_size", "100"),
     ("train", "train.batch_size", True),
     ("evaluate", "evaluate.batch_size", 1000.0),
-    ("focal", "focal.epochs_per_gamma", True),
+    ("losses.focal_curriculum", "losses.focal_curriculum.epochs_per_gamma", True),
+    ("losses.focal", "losses.focal.gamma", "2.0"),
+    ("losses.ldam_drw", "losses.ldam_drw.scale", [30.0]),
+    ("losses.class_balanced", "losses.class_balanced.beta", "9.999e-1"),
+    ("losses.ldam_drw", "losses.ldam_drw", [0.5, 30.0]),  # an entry must be a mapping
+    ("subset", "subset.mode", 1),
+    ("variants", "variants.resampled.sampler", None),
     ("subset", "subset.fraction", "0.1"),
     ("subset", "subset.fraction", True),
     ("data", "data.pixel_range", "[-1, 1]"),
@@ -121,7 +148,8 @@ def test_wrong_type_is_rejected(params, section, key, value):
 
 
 def test_wrong_type_inside_a_list_names_the_item(params):
-    assert_rejected(set_key(params, "focal.gammas", [0.2, "0.5"]), "focal", "focal.gammas[1]")
+    assert_rejected(set_key(params, "losses.focal_curriculum.gammas", [0.2, "0.5"]), "losses.focal_curriculum",
+                    "losses.focal_curriculum.gammas[1]")
 
 
 @pytest.mark.parametrize("section, key, value", [
@@ -130,9 +158,19 @@ def test_wrong_type_inside_a_list_names_the_item(params):
     ("subset", "subset.minority_classes", [0, 10]),
     ("subset", "subset.minority_classes", [1, 1]),
     ("subset", "subset.minority_classes", []),
-    ("focal", "focal.gammas", []),
-    ("focal", "focal.gammas", [0.2, -0.5]),
-    ("focal", "focal.epochs_per_gamma", 0),
+    ("subset", "subset.mode", "per_image"),
+    ("losses.focal_curriculum", "losses.focal_curriculum.gammas", []),
+    ("losses.focal_curriculum", "losses.focal_curriculum.gammas", [0.2, -0.5]),
+    ("losses.focal_curriculum", "losses.focal_curriculum.epochs_per_gamma", 0),
+    ("losses.focal", "losses.focal.gamma", -1.0),
+    ("losses.class_balanced", "losses.class_balanced.beta", 1.0),
+    ("losses.class_balanced", "losses.class_balanced.beta", -0.5),
+    ("losses.logit_adjusted", "losses.logit_adjusted.tau", -1.0),
+    ("losses.ldam_drw", "losses.ldam_drw.max_margin", 0.0),
+    ("losses.ldam_drw", "losses.ldam_drw.scale", -30.0),
+    ("losses.ldam_drw", "losses.ldam_drw.drw_start", 1.5),
+    ("losses.ldam_drw", "losses.ldam_drw.drw_start", -0.1),
+    ("losses.ldam_drw", "losses.ldam_drw.beta", 1.0),
     ("train", "train.device", "tpu"),
     ("train", "train.momentum", 1.0),
     ("data", "data.pixel_range", [1.0, -1.0]),
@@ -140,8 +178,10 @@ def test_wrong_type_inside_a_list_names_the_item(params):
     ("data", "data.test_limit", 0),
     ("download", "download.mirrors", []),
     ("variants", "variants.baseline.loss", "mse"),
+    ("variants", "variants.baseline.loss", "ldam"),  # a per-batch loss of stages.losses, not a remedy
     ("variants", "variants.reduced.train_set", "half"),
-    ("variants", "variants.focal.epochs", 10),  # focal_curriculum takes its epochs from `focal`
+    ("variants", "variants.resampled.sampler", "oversample"),
+    ("variants", "variants.focal.epochs", 10),  # the curriculum takes its epochs from losses.focal_curriculum
 ])
 def test_out_of_range_value_is_rejected(params, section, key, value):
     assert_rejected(set_key(params, key, value), section, key)
@@ -154,8 +194,45 @@ def test_error_names_the_value_and_what_is_allowed(params):
 
 
 def test_missing_section_is_rejected(params):
-    with pytest.raises(P.ParamsError, match="params.yaml has no section `focal`"):
-        load(delete_key(params, "focal"), "focal")
+    with pytest.raises(P.ParamsError, match="params.yaml has no section `train`"):
+        load(delete_key(params, "train"), "train")
+    with pytest.raises(P.ParamsError, match=re.escape("losses.focal: missing")):
+        load(delete_key(params, "losses"), "losses.focal")
+
+
+def test_a_loss_without_hyperparameters_may_be_empty_or_null(params):
+    assert load(set_key(params, "losses.cross_entropy", None), "losses.cross_entropy") == P.CrossEntropyParams()
+    assert load(set_key(params, "losses.cross_entropy", {}), "losses.cross_entropy") == P.CrossEntropyParams()
+
+
+def test_params_yaml_has_an_entry_for_every_loss(params):
+    assert sorted(params["losses"]) == sorted(P.LOSS_PARAMS)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ldam", "weighted_cross_entropy"])
+def test_variant_naming_an_unknown_loss_names_the_variant_key(params, loss):
+    with pytest.raises(P.ParamsError) as error:
+        load(set_key(params, "variants.reduced.loss", loss), "variants")
+    message = str(error.value)
+    assert message.startswith(f"variants.reduced.loss: {loss!r} is not allowed"), message
+    assert all(name in message for name in P.LOSS_PARAMS), message
+
+
+@pytest.mark.parametrize("fraction, mode, every", [
+    (0.1, "per_batch", 10), (0.25, "per_batch", 4), (1.0, "per_batch", 1), (0.5, "per_batch", 2),
+    (0.1, "fixed", 1), (0.3, "fixed", 1),
+])
+def test_keep_minority_every(params, fraction, mode, every):
+    changed = set_key(set_key(params, "subset.fraction", fraction), "subset.mode", mode)
+    assert load(changed, "subset").keep_minority_every == every
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.15, 0.7])
+def test_per_batch_mode_needs_a_fraction_of_1_over_an_integer(params, fraction):
+    changed = set_key(set_key(params, "subset.fraction", fraction), "subset.mode", "per_batch")
+    with pytest.raises(P.ParamsError) as error:
+        load(changed, "subset")
+    assert str(error.value).startswith(f"subset.fraction: {fraction!r} is not allowed; expected 1 / k"), error.value
 
 
 def test_params_that_are_not_a_mapping_are_rejected(tmp_path):
@@ -194,15 +271,24 @@ BAD_VALUES = {
     "data.test_limit": "all",
     "subset.minority_classes": [5, -1],
     "subset.fraction": -0.1,
+    "subset.mode": "per_image",
     "train.device": "GPU",
     "train.batch_size": 0,
     "train.learning_rate": 0,
     "train.momentum": -0.1,
     "variants.*.train_set": None,
-    "variants.*.loss": "focal",  # a per-batch loss of stages.losses, not a variant's loss
+    "variants.*.loss": "ldam",  # a per-batch loss of stages.losses, not a variant's loss
     "variants.*.epochs": 0,
-    "focal.gammas": 0.5,
-    "focal.epochs_per_gamma": -3,
+    "variants.*.sampler": "balanced",
+    "losses.focal.gamma": -1.0,
+    "losses.focal_curriculum.gammas": [],
+    "losses.focal_curriculum.epochs_per_gamma": -3,
+    "losses.class_balanced.beta": 1.0,
+    "losses.logit_adjusted.tau": -1.0,
+    "losses.ldam_drw.max_margin": 0.0,
+    "losses.ldam_drw.scale": 0.0,
+    "losses.ldam_drw.drw_start": 1.5,
+    "losses.ldam_drw.beta": 1.0,
     "evaluate.batch_size": 0,
     "evaluate.logit_adjustment_tau": -1.0,
 }
@@ -227,16 +313,32 @@ def table_key(key: str) -> str:
 def test_every_params_key_has_a_bad_value_that_its_loader_rejects(params, key):
     assert table_key(key) in BAD_VALUES, f"params.yaml has {key}: add a bad value for it to BAD_VALUES"
     with pytest.raises(P.ParamsError) as error:
-        load(set_key(params, key, BAD_VALUES[table_key(key)]), key.split(".")[0])
+        load(set_key(params, key, BAD_VALUES[table_key(key)]), section_of(key))
     assert str(error.value).startswith(key), str(error.value)
 
 
 def test_bad_value_table_has_exactly_the_fields_of_the_params_dataclasses():
     fields = {"seed"} | {f"variants.*.{f.name}" for f in dataclasses.fields(P.VariantParams)}
-    fields |= {f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+    fields |= {f"{name}.{f.name}" for name, cls in {**SECTIONS, **LOSS_SECTIONS}.items()
+               for f in dataclasses.fields(cls)}
     assert set(BAD_VALUES) == fields
 
 
-@pytest.mark.parametrize("key, value", [("seed", -1), ("seed", 2**64), ("download.timeout_s", float("inf"))])
+def test_every_bad_value_is_tried_on_a_key_of_params_yaml():
+    # A field left out of params.yaml (a default everywhere) would otherwise never have its bad value tried.
+    tried = {table_key(key) for key in leaf_keys(P.read_params(PARAMS_YAML))}
+    assert set(BAD_VALUES) <= tried, sorted(set(BAD_VALUES) - tried)
+
+
+@pytest.mark.parametrize("key, value", [("seed", -1), ("seed", 2**64), ("download.timeout_s", float("inf")),
+                                        ("losses.ldam_drw.scale", float("inf")),
+                                        ("losses.logit_adjusted.tau", float("nan"))])
 def test_values_that_would_crash_a_stage_later_are_rejected(params, key, value):
-    assert_rejected(set_key(params, key, value), key.split(".")[0], key)
+    assert_rejected(set_key(params, key, value), section_of(key), key)
+
+
+def test_unknown_entry_of_losses_is_rejected(project_root):
+    params = P.read_params(project_root / "params.yaml")
+    params["losses"]["focal_curiculum"] = {"gammas": [1.0], "epochs_per_gamma": 1}
+    with pytest.raises(P.ParamsError, match="losses.focal_curiculum: unknown loss"):
+        P.loss_params(params, "focal")

@@ -6,17 +6,27 @@ puts it back to the committed state afterwards.
 """
 
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from pipeline_repo import TEST_IMAGES, make_repo, stages_run
+from stage_project import with_keys
 
-VARIANTS = ("baseline", "reduced", "focal")
+PARAMS = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+VARIANTS = tuple(PARAMS["variants"])
+ON_SUBSET = {name for name, variant in PARAMS["variants"].items() if variant["train_set"] == "subset"}
 METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "test_loss", "minority_accuracy",
-               "majority_accuracy", "per_class", "train_images", "epochs", "logit_adjusted"}
+               "majority_accuracy", "per_class", "logit_adjusted", "train_images", "epochs", "images_trained",
+               "minority_images", "distinct_minority_seen", "keep_minority_every", "seed"}
 ADJUSTED_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "minority_accuracy", "majority_accuracy"}
-ALL_STAGES = {"download", "subset", "train_baseline", "train_reduced", "train_focal", "evaluate"}
+ALL_STAGES = {"download", "subset", *(f"{stage}@{name}" for stage in ("train", "evaluate") for name in VARIANTS)}
+
+
+def variant_stages(*names: str) -> set[str]:
+    return {f"{stage}@{name}" for stage in ("train", "evaluate") for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +55,11 @@ def test_first_repro_runs_every_stage_and_writes_every_metric(repo):
     assert repo.metrics("focal")["epochs"] == 2  # two gammas, one epoch each
     focal_log = (repo.root / "metrics" / "train" / "focal.csv").read_text().splitlines()
     assert focal_log[0].startswith("epoch,gamma,loss,train_accuracy")
-    table = (repo.root / "metrics" / "results.md").read_text()
-    assert all(f"| {name} |" in table for name in VARIANTS)
+    # The fixed subset: every minority image it kept is seen in the first epoch, and no other.
+    reduced = repo.metrics("reduced")
+    assert reduced["distinct_minority_seen"] == reduced["minority_images"] == sum(
+        subset["per_class"][f"class_{digit}"] for digit in range(5))
+    assert repo.metrics("reduced_120")["epochs"] == 1 and repo.metrics("reduced_120")["seed"] == 0
 
 
 def test_second_repro_runs_nothing(repo):
@@ -65,44 +78,85 @@ def test_same_seed_gives_same_metrics_twice(repo):
     repo.restore()
 
 
-def test_exp_run_with_other_gammas_reruns_only_focal_and_evaluate(repo):
+def test_exp_run_with_other_gammas_reruns_only_the_focal_curriculum(repo):
     before = repo.metrics("focal")
-    result = repo("dvc", "exp", "run", "-S", "focal.gammas=[1,2]")
-    assert stages_run(result) == {"train_focal", "evaluate"}
-    assert repo.metrics("focal") != before
-    diff = repo("dvc", "metrics", "diff", "--json").stdout
-    changed = json.loads(diff)
+    result = repo("dvc", "exp", "run", "-S", "losses.focal_curriculum.gammas=[1,2,3]")
+    assert stages_run(result) == variant_stages("focal")
+    assert repo.metrics("focal") != before and repo.metrics("focal")["epochs"] == 3
+    changed = json.loads(repo("dvc", "metrics", "diff", "--json").stdout)
     assert "metrics/focal.json" in changed and "accuracy" in changed["metrics/focal.json"]
-    assert "metrics/baseline.json" not in changed and "metrics/reduced.json" not in changed
+    assert {path.split("/")[-1].split(".")[0].split("_timing")[0] for path in changed} == {"focal"}
+    repo.restore()
+
+
+def test_metrics_diff_between_two_losses_shows_each_key(repo):
+    """The same variant trained with another loss: `dvc metrics diff` gives the old and new value per key."""
+    result = repo("dvc", "exp", "run", "-S", "variants.reduced.loss=logit_adjusted")
+    assert stages_run(result) == variant_stages("reduced")
+    changed = json.loads(repo("dvc", "metrics", "diff", "--json", "--all").stdout)["metrics/reduced.json"]
+    for key in ("accuracy", "minority_accuracy", "majority_accuracy", "balanced_accuracy", "per_class.class_0",
+                "logit_adjusted.accuracy", "epochs"):
+        assert {"old", "new"} <= set(changed[key]), key
+    assert changed["accuracy"]["old"] != changed["accuracy"]["new"]
+    assert changed["epochs"]["old"] == changed["epochs"]["new"] == 1
     repo.restore()
 
 
 def test_subset_fraction_change_skips_download_and_baseline(repo):
     before = repo.metrics("subset")["per_class"]
     result = repo("dvc", "exp", "run", "-S", "subset.fraction=0.2")
-    assert stages_run(result) == {"subset", "train_reduced", "train_focal", "evaluate"}
+    assert stages_run(result) == {"subset", *variant_stages(*ON_SUBSET)}
     after = repo.metrics("subset")["per_class"]
     assert after["class_0"] > before["class_0"] and after["class_9"] == before["class_9"]
+    repo.restore()
+
+
+def test_per_batch_mode_replays_the_report_protocol(repo):
+    fixed = repo.metrics("reduced")
+    result = repo("dvc", "exp", "run", "-S", "subset.mode=per_batch", "evaluate@reduced")
+    assert stages_run(result) == {"subset", "train@reduced", "evaluate@reduced"}
+    per_batch = repo.metrics("reduced")
+    assert per_batch["keep_minority_every"] == 10 and per_batch["train_images"] == 2000
+    # One epoch: the minority digits of about one batch in ten, out of all ~1000 in the 2000 images.
+    assert per_batch["minority_images"] > 900 and 0 < per_batch["distinct_minority_seen"] < 300
+    assert fixed["images_trained"] < per_batch["images_trained"] < 2000
     repo.restore()
 
 
 @pytest.mark.parametrize("key, value, message", [
     ("subset.fraction", 1.5, "subset.fraction"),
     ("subset.fractoin", 0.1, "subset.fractoin: unknown key"),
-    ("focal.gammas", [], "focal.gammas"),
-    ("focal.gammas", [1, -0.5], "focal.gammas"),
+    ("subset.mode", "per_epoch", "subset.mode"),
+    ("losses.focal_curriculum.gammas", [], "losses.focal_curriculum.gammas"),
+    ("losses.focal_curriculum.gammas", [1, -0.5], "losses.focal_curriculum.gammas"),
+    ("variants.focal.sampler", "balanced", "variants.focal.sampler"),
     ("train.device", "tpu", "train.device"),
     ("train.device", "gpu", "train.device"),
 ])
 def test_bad_params_fail_before_any_training(repo, key, value, message):
     params = yaml.safe_load((repo.root / "params.yaml").read_text())
-    section, name = key.split(".")
-    params[section][name] = value
-    (repo.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    stage = "subset" if section == "subset" else "train_focal"
+    (repo.root / "params.yaml").write_text(yaml.safe_dump(with_keys(params, {key: value}), sort_keys=False))
+    stage = "subset" if key.startswith("subset") else "train@focal"
     result = repo("dvc", "repro", "--single-item", stage, expect_ok=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert message in output
     assert "epoch 1" not in output
     repo.restore()
+
+
+def test_report_collects_two_seeds_from_an_experiment(repo, tmp_path):
+    """The README's recipe on a small scale: one more seed for two variants, then the report over both runs."""
+    repo("dvc", "exp", "run", "-n", "seed-1", "-S", "seed=1", "evaluate@baseline", "evaluate@reduced")
+    try:
+        repo("python", "scripts/remedies_report.py", "--out", str(tmp_path))
+        summary = pd.read_csv(tmp_path / "remedies.csv").set_index("variant")
+        assert summary.loc["reduced", "seeds"] == summary.loc["baseline", "seeds"] == 2
+        assert summary.loc["focal", "seeds"] == 1  # not rerun: its file in the experiment is the seed-0 run
+        assert summary.loc["reduced", "gap_recovered"] == 0 and summary.loc["baseline", "gap_recovered"] == 1
+        runs = pd.read_csv(tmp_path / "remedies_runs.csv")
+        assert sorted(runs[runs["variant"] == "reduced"]["seed"]) == [0, 1]
+        assert "| reduced | fixed | 2 |" in (tmp_path / "remedies.md").read_text()
+        assert (tmp_path / "remedies.png").stat().st_size > 0
+    finally:
+        repo.restore()

@@ -16,7 +16,8 @@ import yaml
 
 from stages import params as P
 from stages.data import load_split, to_model_input
-from stages.train import Phase, train_model
+from stages.remedies import Phase
+from stages.train import train_model
 
 CHECKPOINT_STATE = Path("data/checkpoints/focal/state.json")
 OUTPUTS = (Path("data/models/focal.pdparams"), Path("metrics/train/focal.csv"), Path("metrics/train/focal.json"))
@@ -31,7 +32,7 @@ def make_project(root: Path, project_root: Path, raw_dir: Path) -> Path:
     shutil.copytree(raw_dir, root / "data" / "raw")
     params = yaml.safe_load((project_root / "params.yaml").read_text())
     params["data"]["train_limit"] = 2000
-    params["focal"].update(gammas=GAMMAS, epochs_per_gamma=EPOCHS_PER_GAMMA)
+    params["losses"]["focal_curriculum"].update(gammas=GAMMAS, epochs_per_gamma=EPOCHS_PER_GAMMA)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run([sys.executable, "-m", "stages.subset"], cwd=root, check=True, capture_output=True)
     return root
@@ -105,11 +106,11 @@ def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, raw_dir)
     images, labels = load_split("train", 300, raw_dir=raw_dir)
     images = to_model_input(images, (-1.0, 1.0))
     checkpoint = tmp_path / "checkpoint"
-    train_model(images=images, labels=labels, phases=[Phase("focal", 1, 2.0)], train=TRAIN, seed=0,
+    train_model(images=images, labels=labels, phases=[Phase("focal", 1, {"gamma": 2.0})], train=TRAIN, seed=0,
                 checkpoint_dir=checkpoint)
     assert len(json.loads((checkpoint / "state.json").read_text())["history"]) == 1
     # Another gamma: the saved epoch must not count towards this run.
-    _, history = train_model(images=images, labels=labels, phases=[Phase("focal", 1, 1.0)], train=TRAIN,
+    _, history = train_model(images=images, labels=labels, phases=[Phase("focal", 1, {"gamma": 1.0})], train=TRAIN,
                              seed=0, checkpoint_dir=checkpoint)
     assert [row["gamma"] for row in history] == [1.0]
 

@@ -1,4 +1,5 @@
-"""The training loop on 300 real images: its phases, its log, its reproducibility and its divergence check."""
+"""The training loop on 300 real images: its log, its reproducibility, the per-batch protocol, the cosine head
+and the divergence check."""
 
 import numpy as np
 import paddle
@@ -6,13 +7,14 @@ import pytest
 
 from stages import params as P
 from stages.data import load_split, to_model_input
-from stages.losses import LOSSES, focal_loss
 from stages.model import LeNet
-from stages.train import Phase, TrainingDiverged, train_model, training_phases
+from stages.remedies import Phase
+from stages.train import TrainingDiverged, train_model
 
 TRAIN = P.TrainParams(device="cpu", batch_size=100, learning_rate=0.01, momentum=0.9)
 ONE_EPOCH = [Phase("cross_entropy", 1)]
-LOG_KEYS = {"epoch", "loss", "train_accuracy", "seconds", "images_per_second"}
+LOG_KEYS = {"epoch", "loss", "train_accuracy", "images", "distinct_minority_seen", "seconds", "images_per_second"}
+MINORITY = (0, 1, 2, 3, 4)
 
 
 @pytest.fixture(scope="module")
@@ -31,37 +33,12 @@ def weights(model: LeNet) -> dict[str, np.ndarray]:
     return {name: value.numpy() for name, value in model.state_dict().items()}
 
 
-def test_cross_entropy_is_one_phase():
-    variant = P.VariantParams(train_set="full", loss="cross_entropy", epochs=10)
-    assert training_phases(variant, None) == [Phase("cross_entropy", 10)]
-
-
-def test_focal_curriculum_is_one_phase_per_gamma_in_order():
-    variant = P.VariantParams(train_set="subset", loss="focal_curriculum")
-    focal = P.FocalParams(gammas=(0.2, 2.0, 0.5), epochs_per_gamma=3)
-    assert training_phases(variant, focal) == [Phase("focal", 3, 0.2), Phase("focal", 3, 2.0),
-                                               Phase("focal", 3, 0.5)]
-
-
-def test_phase_loss_fn_passes_gamma_to_the_focal_loss():
-    loss_fn = Phase("focal", 1, 2.0).loss_fn()
-    assert loss_fn.func is focal_loss and loss_fn.keywords == {"gamma": 2.0}
-    assert Phase("cross_entropy", 1).loss_fn().keywords == {}
-
-
-def test_every_variant_in_params_uses_registered_losses(project_root):
-    params = P.read_params(project_root / "params.yaml")
-    focal = P.section(params, "focal", P.FocalParams)
-    for variant in P.variants(params).values():
-        assert all(phase.loss in LOSSES for phase in training_phases(variant, focal))
-
-
 def test_history_has_one_row_per_epoch(trained):
-    model, history = trained
+    _, history = trained
     assert len(history) == 1
     row = history[0]
     assert set(row) == LOG_KEYS
-    assert row["epoch"] == 1
+    assert row["epoch"] == 1 and row["images"] == 300
     assert 0 < row["loss"] < 10 and 0 <= row["train_accuracy"] <= 1
     assert row["images_per_second"] > 0
 
@@ -91,7 +68,7 @@ def test_another_seed_gives_other_weights(data, trained):
 
 def test_focal_curriculum_logs_gamma_and_counts_epochs_across_phases(data):
     images, labels = data
-    phases = [Phase("focal", 1, 0.5), Phase("focal", 1, 2.0)]
+    phases = [Phase("focal", 1, {"gamma": 0.5}), Phase("focal", 1, {"gamma": 2.0})]
     _, history = train_model(images=images, labels=labels, phases=phases, train=TRAIN, seed=0)
     assert [(row["epoch"], row["gamma"]) for row in history] == [(1, 0.5), (2, 2.0)]
     assert set(history[0]) == LOG_KEYS | {"gamma"}
@@ -102,5 +79,34 @@ def test_nan_input_raises_training_diverged(data):
     images, labels = data
     images = images.copy()
     images[7, 0, 14, 14] = np.nan
-    with pytest.raises(TrainingDiverged, match="the training loss became nan at epoch 1;"):
+    with pytest.raises(TrainingDiverged, match=r"the training loss became nan at epoch 1 \(cross_entropy\);"):
         train_model(images=images, labels=labels, phases=ONE_EPOCH, train=TRAIN, seed=0)
+
+
+def test_fixed_training_set_sees_every_minority_image_in_the_first_epoch(data, trained):
+    images, labels = data
+    _, history = train_model(images=images, labels=labels, phases=ONE_EPOCH, train=TRAIN, seed=0,
+                             minority_classes=MINORITY)
+    assert history[0]["distinct_minority_seen"] == np.isin(labels, MINORITY).sum()
+    assert history[0]["loss"] == trained[1][0]["loss"]  # the minority bookkeeping changes nothing trained
+
+
+def test_per_batch_protocol_trains_fewer_images_and_sees_new_minority_images_each_epoch(data):
+    images, labels = data
+    minority = np.isin(labels, MINORITY)
+    _, history = train_model(images=images, labels=labels, phases=[Phase("cross_entropy", 3)], train=TRAIN,
+                             seed=0, minority_classes=MINORITY, keep_minority_every=2)
+    # 3 batches of 100 per epoch; batch 1 loses its minority images, batches 0 and 2 keep theirs.
+    assert all((~minority).sum() < row["images"] < len(labels) for row in history)
+    seen = [row["distinct_minority_seen"] for row in history]
+    assert seen[0] < seen[1] <= seen[2] <= minority.sum()
+
+
+def test_cosine_head_trains_with_the_ldam_loss(data):
+    images, labels = data
+    margins = tuple([15.0] * 5 + [7.5] * 5)
+    phase = Phase("ldam", 1, {"margins": margins, "class_weights": tuple([1.0] * 10)})
+    model, history = train_model(images=images, labels=labels, phases=[phase], train=TRAIN, seed=0,
+                                 head_scale=30.0)
+    assert model.cosine_scale == 30.0 and "fc2.bias" not in model.state_dict()
+    assert np.isfinite(history[0]["loss"])

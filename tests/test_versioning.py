@@ -18,10 +18,11 @@ import yaml
 
 from pipeline_repo import Runner, make_repo, stages_run
 
-VARIANTS = ("baseline", "reduced", "focal")
+VARIANTS = ("baseline", "reduced", "focal", "ldam_drw")
 # Every file a run produces that a checkout or a pull must bring back byte for byte: the DVC-cached weights and
-# subset, and the git-tracked metrics and training logs.
-RUN_FILES = (*(f"data/models/{name}.pdparams" for name in VARIANTS), "data/subset/train_indices.npy",
+# training sets, and the git-tracked metrics and training logs.
+RUN_FILES = (*(f"data/models/{name}.pdparams" for name in VARIANTS), "data/train_sets/full.npz",
+             "data/train_sets/subset.npz",
              *(f"metrics/{name}.json" for name in ("subset", *VARIANTS)),
              *(f"metrics/train/{name}.{ext}" for name in VARIANTS for ext in ("csv", "json")))
 UP_TO_DATE = "Data and pipelines are up to date."
@@ -68,17 +69,20 @@ def test_push_then_clone_and_pull_gives_the_same_run(first_run, tmp_path):
 def test_checkout_of_the_first_commit_restores_its_models_and_data(first_run):
     run = first_run.run
     params = yaml.safe_load((run.root / "params.yaml").read_text())
-    params["focal"]["gammas"] = [1, 2]
+    params["losses"]["focal_curriculum"]["gammas"] = [1, 2]
     params["subset"]["fraction"] = 0.2  # so the subset, and not only the weights, differs between the commits
     (run.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert stages_run(run("dvc", "repro")) == {"subset", "train_reduced", "train_focal", "evaluate"}
+    on_subset = {name for name, variant in params["variants"].items() if variant["train_set"] == "subset"}
+    assert stages_run(run("dvc", "repro")) == {"subset", *(f"{stage}@{name}" for stage in ("train", "evaluate")
+                                                          for name in on_subset)}
     run("git", "add", "-A")
     run("git", "commit", "-qm", "second run: other gammas, a larger subset")
     second = file_hashes(run.root)
     moved = {path for path in RUN_FILES if second[path] != first_run.hashes[path]}
-    assert {"data/models/reduced.pdparams", "data/models/focal.pdparams", "data/subset/train_indices.npy",
+    assert {"data/models/reduced.pdparams", "data/models/focal.pdparams", "data/train_sets/subset.npz",
             "metrics/subset.json", "metrics/focal.json"} <= moved
-    assert "data/models/baseline.pdparams" not in moved  # train_baseline did not run again
+    # full.npz was rewritten byte for byte, so train@baseline did not run again.
+    assert not {"data/models/baseline.pdparams", "data/train_sets/full.npz"} & moved
     try:
         run("git", "checkout", "-q", first_run.commit)
         run("dvc", "checkout")
@@ -95,7 +99,8 @@ def test_queued_experiments_run_in_parallel_without_clobbering_each_other(first_
     workspace = file_hashes(run.root)
     experiments = {"focal-g1": [1], "focal-g123": [1, 2, 3]}  # one and three epochs, at one per gamma
     for name, gammas in experiments.items():
-        run("dvc", "exp", "run", "--queue", "--name", name, "-S", f"focal.gammas={json.dumps(gammas)}")
+        run("dvc", "exp", "run", "--queue", "--name", name, "-S",
+            f"losses.focal_curriculum.gammas={json.dumps(gammas)}")
     try:
         assert "Started '2' new" in run("dvc", "queue", "start", "-j", "2").stdout
         states = wait_for_queue(run, experiments)
@@ -108,7 +113,7 @@ def test_queued_experiments_run_in_parallel_without_clobbering_each_other(first_
     shown = experiment_table(run)
     assert set(shown) == set(experiments)
     for name, gammas in experiments.items():
-        assert shown[name]["params"]["params.yaml"]["data"]["focal"]["gammas"] == gammas
+        assert shown[name]["params"]["params.yaml"]["data"]["losses"]["focal_curriculum"]["gammas"] == gammas
         assert shown[name]["metrics"]["metrics/train/focal.json"]["data"]["epochs"] == len(gammas)
         assert shown[name]["metrics"]["metrics/focal.json"]["data"]["epochs"] == len(gammas)
     focal = [shown[name]["metrics"]["metrics/focal.json"]["data"] for name in experiments]
