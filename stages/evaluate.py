@@ -78,13 +78,13 @@ def adjust_logits(logits: np.ndarray, class_counts: np.ndarray, tau: float) -> n
     return logits - tau * log_prior(class_counts)
 
 
-def training_class_counts(variant: P.VariantParams, train_limit: int | None) -> np.ndarray:
+def training_class_counts(variant: P.VariantParams, train_limit: int | None, batch_size: int) -> np.ndarray:
     """Images of each class [10] an epoch of the variant's training saw on average: its learned prior."""
     labels = load_split("train", train_limit)[1]
     training_set = load_training_set(variant.train_set, len(labels))
     labels = labels[training_set.indices]
     return expected_class_counts(labels, np.isin(labels, training_set.minority_classes), sampler=variant.sampler,
-                                 keep_minority_every=training_set.keep_minority_every)
+                                 keep_minority_every=training_set.keep_minority_every, batch_size=batch_size)
 
 
 def load_model(name: str, head_scale: float | None) -> LeNet:
@@ -115,13 +115,15 @@ def main() -> None:
     data = P.section(params, "data", P.DataParams)
     minority = P.section(params, "subset", P.SubsetParams).minority_classes
     evaluate = P.section(params, "evaluate", P.EvaluateParams)
-    device = select_device(P.section(params, "train", P.TrainParams).device)
+    train = P.section(params, "train", P.TrainParams)
+    device = select_device(train.device)
     model = load_model(name, cosine_scale(variant, P.loss_params(params, variant.loss)))
     images, labels = load_split("test", data.test_limit)
     metrics, predictions = evaluate_model(model, to_model_input(images, data.pixel_range), labels,
                                           batch_size=evaluate.batch_size, minority_classes=minority,
                                           tau=evaluate.logit_adjustment_tau,
-                                          train_class_counts=training_class_counts(variant, data.train_limit))
+                                          train_class_counts=training_class_counts(variant, data.train_limit,
+                                                                             train.batch_size))
     summary = json.loads((TRAIN_LOG_DIR / f"{name}.json").read_text())
     write_json(METRICS_DIR / f"{name}.json", {**metrics, **{key: summary[key] for key in TRAINING_KEYS}})
     write_confusion(name, labels, predictions)

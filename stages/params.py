@@ -229,6 +229,9 @@ def loss_params(params: dict, loss: str):
     losses = params.get("losses")
     if not isinstance(losses, dict) or loss not in losses:
         raise ParamsError(f"losses.{loss}: missing; add its hyperparameters to params.yaml (see README.md)")
+    unknown = sorted(map(str, set(losses) - set(LOSS_PARAMS)))
+    if unknown:
+        raise ParamsError(f"losses.{unknown[0]}: unknown loss; the losses are {list(LOSS_PARAMS)}")
     return from_mapping(LOSS_PARAMS[loss], losses[loss] if losses[loss] is not None else {},
                         prefix=f"losses.{loss}")
 

@@ -8,6 +8,7 @@ then re-weighted). Re-sampling is not a loss but a sampler (stages.samplers), se
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 import paddle
@@ -27,6 +28,10 @@ class Phase:
         kwargs = {key: paddle.to_tensor(np.array(value, dtype=np.float32)) if isinstance(value, tuple) else value
                   for key, value in self.options.items()}
         return functools.partial(LOSSES[self.loss], **kwargs)
+
+    def describe(self) -> str:
+        """E.g. "focal, gamma 0.5": the loss and its scalar hyperparameters, for messages."""
+        return ", ".join([self.loss, *(f"{key} {value:g}" for key, value in self.log_columns().items())])
 
     def log_columns(self) -> dict:
         """The phase's scalar hyperparameters, for the per-epoch training log (gamma of a curriculum)."""
@@ -78,7 +83,7 @@ def _logit_adjusted(p: P.LogitAdjustedParams, epochs: int, counts: np.ndarray) -
 def _ldam_drw(p: P.LdamDrwParams, epochs: int, counts: np.ndarray) -> list[Phase]:
     """LDAM with unit weights, then with class-balanced weights for the last (1 - drw_start) of the epochs."""
     margins = tuple((p.scale * ldam_margins(counts, p.max_margin)).tolist())  # the logits are s * cos
-    plain_epochs = round(p.drw_start * epochs)
+    plain_epochs = math.floor(p.drw_start * epochs + 0.5)  # rounded half up
     ones = tuple([1.0] * len(counts))
     reweighted = tuple(class_balanced_weights(counts, p.beta).tolist())
     phases = [Phase("ldam", plain_epochs, {"margins": margins, "class_weights": ones}),

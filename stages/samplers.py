@@ -43,13 +43,17 @@ def batch_plan(order: np.ndarray, is_minority: np.ndarray, *, batch_size: int,
     return order[keep], sizes[sizes > 0]
 
 
-def expected_class_counts(labels: np.ndarray, is_minority: np.ndarray, *, sampler: str,
-                          keep_minority_every: int) -> np.ndarray:
+def expected_class_counts(labels: np.ndarray, is_minority: np.ndarray, *, sampler: str, keep_minority_every: int,
+                          batch_size: int) -> np.ndarray:
     """Images of each class [10] an epoch trains on, on average: the class prior the model learns, which the
     re-weighting losses and post-hoc logit adjustment correct for."""
     counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
     if sampler == "class_balanced":
         counts = (counts > 0) * (len(labels) / np.count_nonzero(counts))
+    # The share of an epoch's positions that fall in a batch keeping the minority: 1 / k when the number of
+    # batches is a multiple of k (600 full-MNIST batches, k = 10), more when the last kept batch is a short one.
+    positions = np.arange(len(labels))
+    kept_share = np.count_nonzero(positions // batch_size % keep_minority_every == 0) / len(labels)
     minority_class = np.bincount(labels[is_minority], minlength=NUM_CLASSES) > 0
-    counts[minority_class] /= keep_minority_every
+    counts[minority_class] *= kept_share
     return counts

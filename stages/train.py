@@ -100,8 +100,8 @@ def train_model(*, images: np.ndarray, labels: np.ndarray, phases: list[Phase], 
                    "seconds": seconds, "images_per_second": len(trained) / seconds}
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"the training loss became {loss} at epoch {row['epoch']} "
-                                       f"({phase.loss} {phase.log_columns()}); lower train.learning_rate "
-                                       "or check the input scaling (data.pixel_range)")
+                                       f"({phase.describe()}); lower train.learning_rate or check the input "
+                                       "scaling (data.pixel_range)")
             history.append(row)
             if checkpoint_dir:
                 save_checkpoint(checkpoint_dir, fingerprint, model, optimizer, history)
@@ -179,7 +179,8 @@ def main() -> None:
     images, labels = to_model_input(images[training_set.indices], data.pixel_range), labels[training_set.indices]
     is_minority = np.isin(labels, training_set.minority_classes)
     class_counts = expected_class_counts(labels, is_minority, sampler=variant.sampler,
-                                         keep_minority_every=training_set.keep_minority_every)
+                                         keep_minority_every=training_set.keep_minority_every,
+                                         batch_size=train.batch_size)
     phases = training_phases(variant, loss_params, class_counts)
     print(f"train {name}: {len(labels)} images ({variant.train_set}, {variant.sampler}), {variant.loss}, "
           f"{sum(p.epochs for p in phases)} epochs on {device} (Paddle {paddle.__version__})", file=sys.stderr)
