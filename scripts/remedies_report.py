@@ -20,6 +20,7 @@ from pathlib import Path
 
 import dvc.api
 import pandas as pd
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the repo
 
@@ -100,7 +101,7 @@ def markdown_table(summary: pd.DataFrame) -> str:
         gap = getattr(row, "gap_recovered", float("nan"))
         report = REPORT_ACCURACY.get((row.variant, row.protocol))
         lines.append(f"| {row.variant} | {row.protocol} | {row.seeds} | {row.epochs_mean:.0f} | {' | '.join(cells)} "
-                     f"| {row.distinct_0_4_seen_mean:,.0f} | {'-' if pd.isna(gap) else f'{100 * gap:.0f}%'} "
+                     f"| {row.distinct_0_4_seen_mean:,.0f} | {'-' if pd.isna(gap) else f'{round(100 * gap)}%'} "
                      f"| {row.train_seconds_mean:.0f} | {'-' if report is None else report} |")
     return "\n".join(lines) + "\n"
 
@@ -140,7 +141,10 @@ def _number(value) -> float | None:
 
 
 def _as_list(value):
-    """Numbers compare as floats (YAML's 1 and 1.0 are the same setting), lists item by item."""
+    """Numbers compare as floats (YAML's 1 and 1.0 are the same setting), lists item by item; `dvc exp show`
+    gives some lists as their text, "[0, 1, 2]"."""
+    if isinstance(value, str) and value.startswith("["):
+        value = yaml.safe_load(value)
     if isinstance(value, (list, tuple)):
         return [_as_list(v) for v in value]
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value

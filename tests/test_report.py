@@ -62,9 +62,10 @@ def test_other_settings_make_another_remedy_and_per_batch_another_protocol(repor
     assert sorted(runs.loc["focal", "protocol"]) == ["fixed", "per_batch"]
 
 
-def test_same_setting_written_as_int_or_float_is_the_same_remedy(report):
+@pytest.mark.parametrize("gammas", [[1.0, 2.0], "[1, 2]", "[1.0, 2.0]"])
+def test_same_setting_written_as_int_float_or_text_is_the_same_remedy(report, gammas):
     rows = [row("HEAD", metrics("focal", accuracy=0.96, seed=0),
-                **{"losses.focal_curriculum.gammas": [1.0, 2.0], "losses.focal_curriculum.epochs_per_gamma": 1.0})]
+                **{"losses.focal_curriculum.gammas": gammas, "losses.focal_curriculum.epochs_per_gamma": 1.0})]
     assert report.collect_runs(rows, PARAMS)["variant"].tolist() == ["focal"]
 
 
