@@ -1,4 +1,4 @@
-"""The report's LeNet: output shape, layer shapes and parameter count."""
+"""The report's LeNet: output shape, layer shapes, parameter count, and LDAM's cosine head."""
 
 import numpy as np
 import paddle
@@ -66,3 +66,19 @@ def test_forward_matches_the_plain_layer_order_in_value_and_gradient():
     np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-6)
     for name, grad in plain_grads.items():
         np.testing.assert_allclose(fast_grads[name], grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_cosine_head_gives_scale_times_the_cosine_of_features_and_class_weights():
+    """LDAM's classifier: logits [N, 10] = s * cos(fc1 features [N, 64], fc2 weight columns [64, 10]), no bias."""
+    paddle.seed(0)
+    model = LeNet(cosine_scale=30.0)
+    assert model.fc2.bias is None and count_parameters(model) == count_parameters(LeNet()) - 10
+    x = paddle.to_tensor(np.random.default_rng(1).uniform(-1, 1, (4, 1, 28, 28)).astype(np.float32))
+    features = []
+    model.fc1.register_forward_post_hook(lambda layer, inputs, output: features.append(output))
+    logits = model(x).numpy().astype(np.float64)
+    h = 1 / (1 + np.exp(-features[0].numpy().astype(np.float64)))  # the sigmoid after fc1
+    w = model.fc2.weight.numpy().astype(np.float64)
+    expected = 30.0 * (h / np.linalg.norm(h, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0, keepdims=True))
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(logits).max() <= 30.0 + 1e-4
