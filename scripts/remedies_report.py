@@ -1,7 +1,8 @@
 """The remedies across seeds: collects every experiment's metrics (`dvc exp show`) into one table.
 
-    python scripts/remedies_report.py            # the experiments of HEAD and the workspace
-    python scripts/remedies_report.py --num 3    # ... of the last three commits
+    python scripts/remedies_report.py                 # the workspace, HEAD and HEAD's experiments
+    python scripts/remedies_report.py --num 3         # ... and those of the two commits before HEAD
+    python scripts/remedies_report.py --rev HEAD a1b2c3d   # HEAD and commit a1b2c3d, with their experiments
 
 Writes reports/remedies.md (mean ± std over seeds, in %), reports/remedies.csv (the same, unrounded, plus one
 row per run in reports/remedies_runs.csv) and reports/remedies.png (digits 0-4 against digits 5-9, per remedy).
@@ -172,8 +173,9 @@ def _zero_if_nan(value: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rev", default="HEAD", help="the commit whose experiments are collected (default HEAD)")
-    parser.add_argument("--num", type=int, default=1, help="also collect the experiments of NUM-1 earlier commits")
+    parser.add_argument("--rev", nargs="+", default=["HEAD"],
+                        help="the commits whose experiments are collected (default HEAD)")
+    parser.add_argument("--num", type=int, default=1, help="also the NUM-1 commits before each of them")
     parser.add_argument("--out", type=Path, default=OUTPUT_DIR, help="output directory (default reports/)")
     args = parser.parse_args()
     params = P.read_params()
