@@ -26,7 +26,8 @@ def metrics(name: str, *, accuracy: float, seed: int, keep: int = 1, minority: f
     prefix = f"metrics/{name}.json:"
     return {f"{prefix}accuracy": accuracy, f"{prefix}balanced_accuracy": accuracy,
             f"{prefix}minority_accuracy": minority, f"{prefix}majority_accuracy": 0.9,
-            f"{prefix}logit_adjusted.accuracy": accuracy, f"{prefix}distinct_minority_seen": 100,
+            f"{prefix}logit_adjusted.accuracy": accuracy, f"{prefix}logit_adjusted.minority_accuracy": minority,
+            f"{prefix}distinct_minority_seen": 100,
             f"{prefix}epochs": 10, f"{prefix}seed": seed, f"{prefix}keep_minority_every": keep,
             f"{prefix}test_loss": accuracy / 7, f"metrics/train/{name}_timing.json:seconds": 40.0}
 
