@@ -25,8 +25,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the repo
 
-from stages import params as P  # noqa: E402
-from stages.files import atomic_path, write_text  # noqa: E402
+from stages.lib import params as P  # noqa: E402
+from stages.lib.files import atomic_path, write_text  # noqa: E402
 
 OUTPUT_DIR = Path("reports")
 # metrics/<variant>.json key -> report column; accuracies are fractions in [0, 1].

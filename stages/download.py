@@ -13,10 +13,11 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-from stages import params as P
-from stages.cli import StageError, run_stage
-from stages.data import MNIST_FILES, RAW_DIR, sha256_matches
-from stages.files import atomic_dir
+from stages.lib import params as P
+from stages.lib.cli import StageError, run_stage
+from stages.lib.data import MNIST_FILES, sha256_matches
+from stages.lib.files import atomic_dir
+from stages.lib.paths import RAW_DIR
 
 MIRROR_ENV = "MNIST_MIRROR"
 GZIP_MAGIC = b"\x1f\x8b"

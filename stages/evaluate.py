@@ -1,38 +1,28 @@
 """Stage `evaluate@<variant>`: one trained variant on the test images (`python -m stages.evaluate --variant NAME`).
 
-Writes metrics/<variant>.json (DVC metrics: the test metrics, the post-hoc logit-adjusted ones, and what the
-model was trained on) and metrics/confusion/<variant>.csv (one row per test image, for DVC's confusion plot).
+Reads the model and what its training stage wrote about it (metrics/train/<variant>.json: the class prior it
+learned, its minority digits, its classifier head), never the training data. Writes metrics/<variant>.json
+(DVC metrics: the test metrics, the post-hoc logit-adjusted ones, and what the model was trained on) and
+metrics/confusion/<variant>.csv (one row per test image, for DVC's confusion plot).
 """
 
 import argparse
 import csv
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import paddle
 
-from stages import params as P
-from stages.cli import run_stage
-from stages.data import (
-    MODEL_DIR,
-    NUM_CLASSES,
-    TRAIN_LOG_DIR,
-    DataError,
-    load_split,
-    load_training_set,
-    to_model_input,
-)
-from stages.device import select_device
-from stages.files import atomic_path, write_json
-from stages.metrics import classification_metrics
-from stages.model import LeNet
-from stages.remedies import cosine_scale, log_prior
-from stages.samplers import expected_class_counts
+from stages.lib import params as P
+from stages.lib.cli import run_stage
+from stages.lib.data import NUM_CLASSES, DataError, load_split, to_model_input
+from stages.lib.device import select_device
+from stages.lib.files import atomic_path, write_json
+from stages.lib.metrics import adjust_logits, classification_metrics
+from stages.lib.model import LeNet
+from stages.lib.paths import confusion_path, model_path, test_metrics_path, train_summary_path
 
-METRICS_DIR = Path("metrics")
-CONFUSION_DIR = METRICS_DIR / "confusion"
 # What evaluate copies from the training summary into metrics/<variant>.json, so that one file describes a run.
 TRAINING_KEYS = ("train_images", "epochs", "images_trained", "minority_images", "distinct_minority_seen",
                  "keep_minority_every", "seed")
@@ -69,26 +59,19 @@ def evaluate_model(model: LeNet, images: np.ndarray, labels: np.ndarray, *, batc
     return {**metrics, "test_loss": test_loss, "logit_adjusted": adjusted}, predictions
 
 
-def adjust_logits(logits: np.ndarray, class_counts: np.ndarray, tau: float) -> np.ndarray:
-    """logits [N, C] - tau * log(prior [C]): post-hoc logit adjustment (Menon et al., 2021).
-
-    Subtracting the log prior undoes the bias a model learns towards frequent classes; a class absent from the
-    training set counts as one image, so that its logit stays finite.
-    """
-    return logits - tau * log_prior(class_counts)
-
-
-def training_class_counts(variant: P.VariantParams, train_limit: int | None, batch_size: int) -> np.ndarray:
-    """Images of each class [10] an epoch of the variant's training saw on average: its learned prior."""
-    labels = load_split("train", train_limit)[1]
-    training_set = load_training_set(variant.train_set, len(labels))
-    labels = labels[training_set.indices]
-    return expected_class_counts(labels, np.isin(labels, training_set.minority_classes), sampler=variant.sampler,
-                                 keep_minority_every=training_set.keep_minority_every, batch_size=batch_size)
+def read_training_summary(name: str) -> dict:
+    """metrics/train/<name>.json: what the training stage trained on (its class prior, minority digits, head)."""
+    path = train_summary_path(name)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing; run `dvc repro train@{name}` first") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); run `dvc repro -f train@{name}`") from None
 
 
 def load_model(name: str, head_scale: float | None) -> LeNet:
-    path = MODEL_DIR / f"{name}.pdparams"
+    path = model_path(name)
     if not path.exists():
         raise DataError(f"{path} is missing; run `dvc repro train@{name}` first")
     model = LeNet(cosine_scale=head_scale)
@@ -97,7 +80,7 @@ def load_model(name: str, head_scale: float | None) -> LeNet:
 
 
 def write_confusion(name: str, labels: np.ndarray, predictions: np.ndarray) -> None:
-    with atomic_path(CONFUSION_DIR / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
+    with atomic_path(confusion_path(name)) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["actual", "predicted"])
         writer.writerows(zip(labels.tolist(), predictions.tolist()))
@@ -108,26 +91,20 @@ def main() -> None:
     parser.add_argument("--variant", required=True, help="a key of `variants` in params.yaml")
     name = parser.parse_args().variant
     params = P.read_params()
-    variants = P.variants(params)
-    if name not in variants:
-        raise P.ParamsError(f"--variant {name!r} is not in params.yaml `variants` ({sorted(variants)})")
-    variant = variants[name]
     data = P.section(params, "data", P.DataParams)
-    minority = P.section(params, "subset", P.SubsetParams).minority_classes
     evaluate = P.section(params, "evaluate", P.EvaluateParams)
-    train = P.section(params, "train", P.TrainParams)
-    device = select_device(train.device)
-    model = load_model(name, cosine_scale(variant, P.loss_params(params, variant.loss)))
+    device = select_device(P.section(params, "train", P.TrainParams).device)["device"]
+    trained = read_training_summary(name)
+    model = load_model(name, trained["head_scale"])
     images, labels = load_split("test", data.test_limit)
+    minority = tuple(trained["minority_classes"])
     metrics, predictions = evaluate_model(model, to_model_input(images, data.pixel_range), labels,
                                           batch_size=evaluate.batch_size, minority_classes=minority,
-                                          tau=evaluate.logit_adjustment_tau,
-                                          train_class_counts=training_class_counts(variant, data.train_limit,
-                                                                             train.batch_size))
-    summary = json.loads((TRAIN_LOG_DIR / f"{name}.json").read_text())
-    write_json(METRICS_DIR / f"{name}.json", {**metrics, **{key: summary[key] for key in TRAINING_KEYS}})
+                                          train_class_counts=np.array(trained["class_counts"]),
+                                          tau=evaluate.logit_adjustment_tau)
+    write_json(test_metrics_path(name), {**metrics, **{key: trained[key] for key in TRAINING_KEYS}})
     write_confusion(name, labels, predictions)
-    print(f"evaluate {name} on {device}: accuracy {metrics['accuracy']:.4f}, digits {minority} "
+    print(f"evaluate {name} on {device}: accuracy {metrics['accuracy']:.4f}, digits {list(minority)} "
           f"{metrics['minority_accuracy']:.4f}; logit-adjusted {metrics['logit_adjusted']['accuracy']:.4f}",
           file=sys.stderr)
 

@@ -12,26 +12,18 @@ import sys
 
 import numpy as np
 
-from stages import params as P
-from stages.cli import run_stage
-from stages.data import (
-    NUM_CLASSES,
-    TrainingSet,
-    load_split,
-    save_training_set,
-    stream_rng,
-    train_set_path,
-)
-from stages.files import atomic_path, write_json
-
-SUBSET_METRICS = "metrics/subset.json"
-SUBSET_STREAM = 1  # random-stream key of the subset draw (see data.stream_rng)
+from stages.lib import params as P
+from stages.lib.cli import run_stage
+from stages.lib.data import NUM_CLASSES, TrainingSelection, load_split, save_selection
+from stages.lib.files import atomic_path, write_json
+from stages.lib.paths import SUBSET_METRICS, train_set_path
+from stages.lib.streams import Stream, stream_rng
 
 
 def build_subset(labels: np.ndarray, *, minority_classes: tuple[int, ...], fraction: float,
                  seed: int) -> np.ndarray:
     """Sorted int64 indices into `labels` of the images a fixed subset keeps."""
-    rng = stream_rng(seed, SUBSET_STREAM)
+    rng = stream_rng(seed, Stream.SUBSET)
     kept = []
     for digit in range(NUM_CLASSES):
         members = np.flatnonzero(labels == digit)
@@ -41,15 +33,15 @@ def build_subset(labels: np.ndarray, *, minority_classes: tuple[int, ...], fract
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
-def build_training_sets(labels: np.ndarray, subset: P.SubsetParams, seed: int) -> dict[str, TrainingSet]:
+def build_selections(labels: np.ndarray, subset: P.SubsetParams, seed: int) -> dict[str, TrainingSelection]:
     """{"full": every image, "subset": the imbalanced set of subset.mode}."""
     everything = np.arange(len(labels), dtype=np.int64)
     if subset.mode == "fixed":
         kept = build_subset(labels, minority_classes=subset.minority_classes, fraction=subset.fraction, seed=seed)
     else:
         kept = everything
-    return {"full": TrainingSet(everything, subset.minority_classes, 1),
-            "subset": TrainingSet(kept, subset.minority_classes, subset.keep_minority_every)}
+    return {"full": TrainingSelection(everything, subset.minority_classes, 1),
+            "subset": TrainingSelection(kept, subset.minority_classes, subset.keep_minority_every)}
 
 
 def class_counts(labels: np.ndarray) -> dict[str, int]:
@@ -63,11 +55,11 @@ def main() -> None:
     data = P.section(params, "data", P.DataParams)
     subset = P.section(params, "subset", P.SubsetParams)
     _, labels = load_split("train", data.train_limit)
-    training_sets = build_training_sets(labels, subset, P.seed(params))
-    for name, training_set in training_sets.items():
+    selections = build_selections(labels, subset, P.seed(params))
+    for name, selection in selections.items():
         with atomic_path(train_set_path(name)) as tmp:
-            save_training_set(tmp, training_set)
-    kept = training_sets["subset"]
+            save_selection(tmp, selection)
+    kept = selections["subset"]
     counts = class_counts(labels[kept.indices])
     write_json(SUBSET_METRICS, {"train_images": len(kept.indices), "keep_minority_every": kept.keep_minority_every,
                                 "per_class": counts})

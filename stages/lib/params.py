@@ -12,13 +12,12 @@ from pathlib import Path
 
 import yaml
 
-from stages.cli import StageError
+from stages.lib.cli import StageError
 
 PARAMS_FILE = Path("params.yaml")
 DEVICES = ("auto", "cpu", "gpu")
 TRAIN_SETS = ("full", "subset")
 SUBSET_MODES = ("fixed", "per_batch")
-SAMPLERS = ("shuffle", "class_balanced")  # stages.samplers registers them
 MAX_SEED = 2**32  # numpy takes any seed >= 0; paddle.seed fails beyond 64 bits
 
 
@@ -32,8 +31,8 @@ class DownloadParams:
     timeout_s: float  # per file downloaded
 
     def __post_init__(self):
-        _require(len(self.mirrors) > 0, "download.mirrors", self.mirrors, "a non-empty list of base URLs")
-        _require(self.timeout_s > 0, "download.timeout_s", self.timeout_s, "a number of seconds > 0")
+        require(len(self.mirrors) > 0, "download.mirrors", self.mirrors, "a non-empty list of base URLs")
+        require(self.timeout_s > 0, "download.timeout_s", self.timeout_s, "a number of seconds > 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +43,10 @@ class DataParams:
 
     def __post_init__(self):
         low_high = len(self.pixel_range) == 2 and self.pixel_range[0] < self.pixel_range[1]
-        _require(low_high, "data.pixel_range", self.pixel_range, "[low, high] with low < high, e.g. [-1, 1]")
+        require(low_high, "data.pixel_range", self.pixel_range, "[low, high] with low < high, e.g. [-1, 1]")
         for key in ("train_limit", "test_limit"):
             value = getattr(self, key)
-            _require(value is None or value > 0, f"data.{key}", value, "null (all images) or an integer > 0")
+            require(value is None or value > 0, f"data.{key}", value, "null (all images) or an integer > 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +61,12 @@ class SubsetParams:
     def __post_init__(self):
         classes = self.minority_classes
         valid = len(classes) > 0 and len(set(classes)) == len(classes) and all(0 <= c <= 9 for c in classes)
-        _require(valid, "subset.minority_classes", classes, "a non-empty list of distinct digits 0-9")
-        _require(0 < self.fraction <= 1, "subset.fraction", self.fraction, "a number in (0, 1]")
-        _require(self.mode in SUBSET_MODES, "subset.mode", self.mode, f"one of {list(SUBSET_MODES)}")
+        require(valid, "subset.minority_classes", classes, "a non-empty list of distinct digits 0-9")
+        require(0 < self.fraction <= 1, "subset.fraction", self.fraction, "a number in (0, 1]")
+        require(self.mode in SUBSET_MODES, "subset.mode", self.mode, f"one of {list(SUBSET_MODES)}")
         if self.mode == "per_batch":
-            _require(abs(1 / self.fraction - round(1 / self.fraction)) < 1e-9, "subset.fraction", self.fraction,
-                     "1 / k for an integer k in per_batch mode (minority digits kept in every k-th batch)")
+            require(abs(1 / self.fraction - round(1 / self.fraction)) < 1e-9, "subset.fraction", self.fraction,
+                    "1 / k for an integer k in per_batch mode (minority digits kept in every k-th batch)")
 
     @property
     def keep_minority_every(self) -> int:
@@ -83,92 +82,23 @@ class TrainParams:
     momentum: float
 
     def __post_init__(self):
-        _require(self.device in DEVICES, "train.device", self.device, f"one of {list(DEVICES)}")
-        _require(self.batch_size > 0, "train.batch_size", self.batch_size, "an integer > 0")
-        _require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "a number > 0")
-        _require(0 <= self.momentum < 1, "train.momentum", self.momentum, "a number in [0, 1)")
+        require(self.device in DEVICES, "train.device", self.device, f"one of {list(DEVICES)}")
+        require(self.batch_size > 0, "train.batch_size", self.batch_size, "an integer > 0")
+        require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "a number > 0")
+        require(0 <= self.momentum < 1, "train.momentum", self.momentum, "a number in [0, 1)")
 
 
 @dataclasses.dataclass(frozen=True)
 class VariantParams:
     train_set: str  # full = every training image, subset = the subset stage's (see subset.mode)
-    loss: str  # a key of the `losses` section: the loss and its hyperparameters
+    loss: str  # a remedy of stages.lib.remedies, with its hyperparameters in `losses.<loss>`
     epochs: int | None = None  # the focal curriculum takes its length from losses.focal_curriculum instead
-    sampler: str = "shuffle"  # shuffle = each image once per epoch; class_balanced = classes drawn equally
+    sampler: str = "shuffle"  # a sampler of stages.lib.samplers: shuffle | class_balanced
 
     def check(self, name: str) -> None:
+        """The checks that need no registry; stages.lib.variants checks loss, sampler and epochs."""
         key = f"variants.{name}"
-        _require(self.train_set in TRAIN_SETS, f"{key}.train_set", self.train_set, f"one of {list(TRAIN_SETS)}")
-        _require(self.loss in LOSS_PARAMS, f"{key}.loss", self.loss, f"one of {list(LOSS_PARAMS)}")
-        _require(self.sampler in SAMPLERS, f"{key}.sampler", self.sampler, f"one of {list(SAMPLERS)}")
-        if self.loss == "focal_curriculum":
-            _require(self.epochs is None, f"{key}.epochs", self.epochs,
-                     "no value: the curriculum runs losses.focal_curriculum.epochs_per_gamma epochs per gamma")
-        else:
-            _require(self.epochs is not None and self.epochs > 0, f"{key}.epochs", self.epochs, "an integer > 0")
-
-
-# The `losses` section: one entry per loss, holding its hyperparameters (the defaults in params.yaml are
-# those of the paper that introduced the loss; README.md cites them).
-@dataclasses.dataclass(frozen=True)
-class CrossEntropyParams:
-    pass
-
-
-@dataclasses.dataclass(frozen=True)
-class FocalParams:
-    gamma: float  # FL = -(1 - p_t)^gamma log p_t; 0 is cross-entropy
-
-    def __post_init__(self):
-        _require(self.gamma >= 0, "losses.focal.gamma", self.gamma, "a number >= 0")
-
-
-@dataclasses.dataclass(frozen=True)
-class FocalCurriculumParams:
-    gammas: tuple[float, ...]  # one phase per gamma, in this order, one model throughout
-    epochs_per_gamma: int
-
-    def __post_init__(self):
-        key = "losses.focal_curriculum"
-        valid = len(self.gammas) > 0 and all(g >= 0 for g in self.gammas)
-        _require(valid, f"{key}.gammas", self.gammas, "a non-empty list of numbers >= 0")
-        _require(self.epochs_per_gamma > 0, f"{key}.epochs_per_gamma", self.epochs_per_gamma, "an integer > 0")
-
-
-@dataclasses.dataclass(frozen=True)
-class ClassBalancedParams:
-    beta: float  # effective number of samples (1 - beta^n) / (1 - beta); 0 = no re-weighting
-
-    def __post_init__(self):
-        _require(0 <= self.beta < 1, "losses.class_balanced.beta", self.beta, "a number in [0, 1)")
-
-
-@dataclasses.dataclass(frozen=True)
-class LogitAdjustedParams:
-    tau: float  # training logits + tau * log(prior); tau = 1 is the balanced softmax
-
-    def __post_init__(self):
-        _require(self.tau >= 0, "losses.logit_adjusted.tau", self.tau, "a number >= 0")
-
-
-@dataclasses.dataclass(frozen=True)
-class LdamDrwParams:
-    max_margin: float  # margin of the rarest class; class j gets max_margin * (n_min / n_j)^(1/4)
-    scale: float  # s: the cosine classifier's logits are s * cos(feature, class weight)
-    drw_start: float  # share of the epochs trained before the deferred re-weighting starts
-    beta: float  # class-balanced weights of the re-weighting phase
-
-    def __post_init__(self):
-        key = "losses.ldam_drw"
-        _require(self.max_margin > 0, f"{key}.max_margin", self.max_margin, "a number > 0")
-        _require(self.scale > 0, f"{key}.scale", self.scale, "a number > 0")
-        _require(0 <= self.drw_start <= 1, f"{key}.drw_start", self.drw_start, "a number in [0, 1]")
-        _require(0 <= self.beta < 1, f"{key}.beta", self.beta, "a number in [0, 1)")
-
-
-LOSS_PARAMS = {"cross_entropy": CrossEntropyParams, "focal": FocalParams,
-               "focal_curriculum": FocalCurriculumParams, "class_balanced": ClassBalancedParams,
-               "logit_adjusted": LogitAdjustedParams, "ldam_drw": LdamDrwParams}
+        require(self.train_set in TRAIN_SETS, f"{key}.train_set", self.train_set, f"one of {list(TRAIN_SETS)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,8 +107,8 @@ class EvaluateParams:
     logit_adjustment_tau: float  # post-hoc logit adjustment: logits - tau * log(training class prior)
 
     def __post_init__(self):
-        _require(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "an integer > 0")
-        _require(self.logit_adjustment_tau >= 0, "evaluate.logit_adjustment_tau", self.logit_adjustment_tau,
+        require(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "an integer > 0")
+        require(self.logit_adjustment_tau >= 0, "evaluate.logit_adjustment_tau", self.logit_adjustment_tau,
                  "a number >= 0 (0 leaves the logits as they are)")
 
 
@@ -207,12 +137,12 @@ def seed(params: dict) -> int:
     if "seed" not in params:
         raise ParamsError("seed: missing; add a top-level `seed: 0` to params.yaml")
     value = _check_type("seed", params["seed"], int)
-    _require(0 <= value < MAX_SEED, "seed", value, f"an integer in [0, {MAX_SEED})")
+    require(0 <= value < MAX_SEED, "seed", value, f"an integer in [0, {MAX_SEED})")
     return value
 
 
 def variants(params: dict) -> dict[str, VariantParams]:
-    """The `variants` section: name -> validated VariantParams."""
+    """The `variants` section: name -> VariantParams (stages.lib.variants resolves them against the registries)."""
     raw = params.get("variants")
     if not isinstance(raw, dict) or not raw:
         raise ParamsError(f"variants: expected a non-empty mapping of variant name -> settings, got {raw!r}")
@@ -222,18 +152,6 @@ def variants(params: dict) -> dict[str, VariantParams]:
         variant.check(name)
         result[name] = variant
     return result
-
-
-def loss_params(params: dict, loss: str):
-    """losses.<loss> as its validated dataclass."""
-    losses = params.get("losses")
-    if not isinstance(losses, dict) or loss not in losses:
-        raise ParamsError(f"losses.{loss}: missing; add its hyperparameters to params.yaml (see README.md)")
-    unknown = sorted(map(str, set(losses) - set(LOSS_PARAMS)))
-    if unknown:
-        raise ParamsError(f"losses.{unknown[0]}: unknown loss; the losses are {list(LOSS_PARAMS)}")
-    return from_mapping(LOSS_PARAMS[loss], losses[loss] if losses[loss] is not None else {},
-                        prefix=f"losses.{loss}")
 
 
 def from_mapping(cls: type, mapping, prefix: str):
@@ -288,6 +206,6 @@ def _parses_as_float(text: str) -> bool:
     return True
 
 
-def _require(ok: bool, key: str, value, allowed: str) -> None:
+def require(ok: bool, key: str, value, allowed: str) -> None:
     if not ok:
         raise ParamsError(f"{key}: {value!r} is not allowed; expected {allowed}")

@@ -1,12 +1,16 @@
 """Which training images each epoch visits, in which order and in which batches.
 
-A sampler (looked up by name, set per variant) orders the training set for one epoch; `batch_plan` then cuts
-the order into batches and applies the report's per-batch protocol when the training set asks for it.
+A sampler (looked up by name, set per variant) orders the training set for one epoch and knows the class
+counts that order implies; `batch_plan` then cuts the order into batches and applies the report's per-batch
+protocol when the training set asks for it.
 """
+
+import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
-from stages.data import NUM_CLASSES
+from stages.lib.data import NUM_CLASSES
 
 
 def shuffle_order(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -26,7 +30,26 @@ def class_balanced_order(labels: np.ndarray, rng: np.random.Generator) -> np.nda
     return np.concatenate(members)[starts[drawn_class] + offsets]
 
 
-SAMPLERS = {"shuffle": shuffle_order, "class_balanced": class_balanced_order}
+def present_class_counts(labels: np.ndarray) -> np.ndarray:
+    """[10] images of each class in `labels`: what an epoch of `shuffle` visits."""
+    return np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
+
+
+def balanced_class_counts(labels: np.ndarray) -> np.ndarray:
+    """[10] the expected visits of each class under `class_balanced`: the epoch's images shared equally among
+    the classes present."""
+    present = present_class_counts(labels) > 0
+    return present * (len(labels) / np.count_nonzero(present))
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampler:
+    order: Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (labels, rng) -> one epoch's indices
+    class_counts: Callable[[np.ndarray], np.ndarray]  # labels -> [10] expected images per class and epoch
+
+
+SAMPLERS = {"shuffle": Sampler(shuffle_order, present_class_counts),
+            "class_balanced": Sampler(class_balanced_order, balanced_class_counts)}
 
 
 def batch_plan(order: np.ndarray, is_minority: np.ndarray, *, batch_size: int,
@@ -43,13 +66,11 @@ def batch_plan(order: np.ndarray, is_minority: np.ndarray, *, batch_size: int,
     return order[keep], sizes[sizes > 0]
 
 
-def expected_class_counts(labels: np.ndarray, is_minority: np.ndarray, *, sampler: str, keep_minority_every: int,
+def expected_class_counts(sampler: Sampler, labels: np.ndarray, is_minority: np.ndarray, *, keep_minority_every: int,
                           batch_size: int) -> np.ndarray:
     """Images of each class [10] an epoch trains on, on average: the class prior the model learns, which the
     re-weighting losses and post-hoc logit adjustment correct for."""
-    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64)
-    if sampler == "class_balanced":
-        counts = (counts > 0) * (len(labels) / np.count_nonzero(counts))
+    counts = sampler.class_counts(labels)
     # The share of an epoch's positions that fall in a batch keeping the minority: 1 / k when the number of
     # batches is a multiple of k (600 full-MNIST batches, k = 10), more when the last kept batch is a short one.
     positions = np.arange(len(labels))

@@ -20,10 +20,10 @@ class LeNet(nn.Layer):
     def __init__(self, num_classes: int = 10, cosine_scale: float | None = None):
         super().__init__()
         self.cosine_scale = cosine_scale
+        # Each conv is followed by a 2x2 max-pool of stride 2 (_max_pool): [N, 6, 24, 24] -> [N, 6, 12, 12]
+        # and [N, 16, 8, 8] -> [N, 16, 4, 4]. The pools have no weights, so they are not layers.
         self.conv1 = nn.Conv2D(1, 6, kernel_size=5)  # -> [N, 6, 24, 24]
-        self.pool1 = nn.MaxPool2D(kernel_size=2, stride=2)  # -> [N, 6, 12, 12]
         self.conv2 = nn.Conv2D(6, 16, kernel_size=5)  # -> [N, 16, 8, 8]
-        self.pool2 = nn.MaxPool2D(kernel_size=2, stride=2)  # -> [N, 16, 4, 4]
         self.conv3 = nn.Conv2D(16, 120, kernel_size=4)  # -> [N, 120, 1, 1]
         self.fc1 = nn.Linear(120, 64)
         self.fc2 = nn.Linear(64, num_classes, bias_attr=False if cosine_scale else None)
@@ -34,9 +34,9 @@ class LeNet(nn.Layer):
         # with adding a per-channel constant and with the increasing sigmoid: pool(sigmoid(z + b)) =
         # sigmoid(pool(z) + b). On a CPU, Paddle's broadcast add and the sigmoid over [N, 6, 24, 24] cost more
         # than conv1 itself; tests/test_model.py checks outputs and gradients against the plain layer order.
-        z = self.pool1(F.conv2d(x, self.conv1.weight)) + _per_channel(self.conv1.bias)  # [N, 6, 12, 12]
+        z = _add_per_channel(_max_pool(F.conv2d(x, self.conv1.weight)), self.conv1.bias)  # [N, 6, 12, 12]
         x = F.sigmoid(F.sigmoid(z))
-        x = self.pool2(F.conv2d(x, self.conv2.weight)) + _per_channel(self.conv2.bias)  # [N, 16, 4, 4]
+        x = _add_per_channel(_max_pool(F.conv2d(x, self.conv2.weight)), self.conv2.bias)  # [N, 16, 4, 4]
         # conv3's 4x4 kernel covers its whole 4x4 input: it is a matmul over the 256 flattened inputs, which
         # Paddle runs about 3x faster than its conv kernel (forward and backward).
         weight = self.conv3.weight.reshape([self.conv3.weight.shape[0], -1])  # [120, 256]
@@ -48,9 +48,19 @@ class LeNet(nn.Layer):
         return self.fc2(x)
 
 
-def _per_channel(bias: paddle.Tensor) -> paddle.Tensor:
-    """[C] -> [1, C, 1, 1], to broadcast over a batch of feature maps."""
-    return bias.reshape([1, -1, 1, 1])
+def _max_pool(x: paddle.Tensor) -> paddle.Tensor:
+    """2x2 max-pool, stride 2. With return_mask=True Paddle's CPU backward scatters through the saved argmax
+    instead of searching each window again: about 3x cheaper at 24x24, and the same first maximum, so the
+    same values and gradients (tests/test_model.py)."""
+    pooled, _ = F.max_pool2d(x, kernel_size=2, stride=2, return_mask=True)
+    return pooled
+
+
+def _add_per_channel(x: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
+    """x [N, C, H, W] + bias [C], each channel its own constant. Written as [N, C, H*W] + [C, 1]: the same sums,
+    but Paddle's CPU broadcast of a [1, C, 1, 1] bias over 4-D maps costs about 7x more."""
+    n, c, h, w = x.shape
+    return (x.reshape([n, c, h * w]) + bias.reshape([c, 1])).reshape([n, c, h, w])
 
 
 def count_parameters(model: nn.Layer) -> int:

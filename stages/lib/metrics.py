@@ -1,4 +1,5 @@
-"""Classification metrics from labels and predictions (numpy only, so they are easy to check by hand)."""
+"""Classification metrics from labels and predictions, and the class prior behind logit adjustment (numpy only,
+so they are easy to check by hand)."""
 
 import numpy as np
 
@@ -37,3 +38,18 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, *, num_c
 
 def _mean_or_zero(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else 0.0
+
+
+def log_prior(class_counts: np.ndarray) -> np.ndarray:
+    """log(n_c / sum n), an absent class counting as one image so that the log stays finite."""
+    counts = np.maximum(np.asarray(class_counts, dtype=np.float64), 1.0)
+    return np.log(counts / counts.sum())
+
+
+def adjust_logits(logits: np.ndarray, class_counts: np.ndarray, tau: float) -> np.ndarray:
+    """logits [N, C] - tau * log(prior [C]): post-hoc logit adjustment (Menon et al., 2021).
+
+    Subtracting the log prior undoes the bias a model learns towards frequent classes; a class absent from the
+    training set counts as one image, so that its logit stays finite.
+    """
+    return logits - tau * log_prior(class_counts)

@@ -1,5 +1,5 @@
-"""MNIST on disk: the IDX file format, the checksums of the real files, model-ready arrays, and where the
-pipeline keeps its data files."""
+"""MNIST on disk: the IDX file format, the checksums of the real files, the training sets the variants name,
+and model-ready arrays."""
 
 import dataclasses
 import hashlib
@@ -9,16 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.cli import StageError
+from stages.lib.cli import StageError
+from stages.lib.params import DataParams
+from stages.lib.paths import RAW_DIR, train_set_path
 
-RAW_DIR = Path("data/raw")
-# <train_set>.npz, written by the subset stage: `full` and `subset`, what a variant's `train_set` names.
-TRAIN_SET_DIR = Path("data/train_sets")
-MODEL_DIR = Path("data/models")  # <variant>.pdparams
-TRAIN_LOG_DIR = Path("metrics/train")  # <variant>.csv (per epoch) and <variant>.json (summary)
-# <variant>/: the last finished epoch of a training stage that has not completed; not a DVC output, since
-# it exists only between a crash and the rerun that resumes from it (see stages/checkpoints.py).
-CHECKPOINT_DIR = Path("data/checkpoints")
 NUM_CLASSES = 10
 IMAGE_SIDE = 28
 
@@ -98,22 +92,33 @@ def load_split(split: str, limit: int | None = None, raw_dir: Path = RAW_DIR) ->
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingSet:
-    """A variant's training images: which ones, and how the minority digits are presented."""
+class TrainingSelection:
+    """Which training images a variant trains on, and how the minority digits are presented: the content of
+    data/train_sets/<name>.npz, written by the subset stage."""
     indices: np.ndarray  # [M] int64, into the (train_limit-cut) training split
     minority_classes: tuple[int, ...]
     keep_minority_every: int  # 1 = every image every epoch; k > 1 = the report's per-batch protocol
 
 
-def train_set_path(name: str) -> Path:
-    return TRAIN_SET_DIR / f"{name}.npz"
+@dataclasses.dataclass(frozen=True)
+class TrainingSet:
+    """The images a variant trains on, ready for the model, with how their minority digits are presented."""
+    images: np.ndarray  # [M, 1, 28, 28] float32, scaled to data.pixel_range
+    labels: np.ndarray  # [M] int64
+    minority_classes: tuple[int, ...]
+    keep_minority_every: int  # see TrainingSelection
+
+    @property
+    def is_minority(self) -> np.ndarray:
+        """[M] bool: the image is of a minority digit."""
+        return np.isin(self.labels, self.minority_classes)
 
 
-def save_training_set(path: Path, training_set: TrainingSet) -> None:
+def save_selection(path: Path, selection: TrainingSelection) -> None:
     """An .npz that np.load reads, with fixed zip timestamps (np.savez stamps the time of writing): the same
     training set gives the same bytes, so DVC does not rerun the stages that read an unchanged one."""
-    arrays = {"indices": training_set.indices, "minority_classes": np.array(training_set.minority_classes),
-              "keep_minority_every": np.array(training_set.keep_minority_every)}
+    arrays = {"indices": selection.indices, "minority_classes": np.array(selection.minority_classes),
+              "keep_minority_every": np.array(selection.keep_minority_every)}
     with zipfile.ZipFile(path, "w") as archive:
         for key, array in arrays.items():
             buffer = io.BytesIO()
@@ -121,12 +126,12 @@ def save_training_set(path: Path, training_set: TrainingSet) -> None:
             archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
 
 
-def load_training_set(name: str, split_size: int) -> TrainingSet:
+def load_selection(name: str, split_size: int) -> TrainingSelection:
     """data/train_sets/<name>.npz, checked against a training split of `split_size` images."""
     path = train_set_path(name)
     try:
         with np.load(path) as f:
-            result = TrainingSet(f["indices"].astype(np.int64), tuple(int(c) for c in f["minority_classes"]),
+            result = TrainingSelection(f["indices"].astype(np.int64), tuple(int(c) for c in f["minority_classes"]),
                                  int(f["keep_minority_every"]))
     except FileNotFoundError:
         raise DataError(f"{path} is missing; run `dvc repro subset` first") from None
@@ -145,12 +150,12 @@ def to_model_input(images: np.ndarray, pixel_range: tuple[float, float]) -> np.n
     return scaled[:, None, :, :]
 
 
-def stream_rng(seed: int, *stream: int) -> np.random.Generator:
-    """A generator for one named random stream, a pure function of the seed and the stream's key.
-
-    Keys such as (SHUFFLE, phase, epoch) make every stream reproducible on its own, whatever ran before it.
-    """
-    return np.random.default_rng([seed, *stream])
+def load_training_set(name: str, data: DataParams) -> TrainingSet:
+    """The training set `name` (a variant's train_set): the subset stage's selection of the training split."""
+    images, labels = load_split("train", data.train_limit)
+    selection = load_selection(name, len(labels))
+    return TrainingSet(to_model_input(images[selection.indices], data.pixel_range), labels[selection.indices],
+                       selection.minority_classes, selection.keep_minority_every)
 
 
 def _read(path: Path) -> np.ndarray:

@@ -1,6 +1,6 @@
-"""Per-batch training losses, looked up by name. Each takes logits [N, C] and int64 labels [N] and returns the
-mean loss over the batch as a 0-d tensor; hyperparameters are keyword arguments, per-class ones [C] tensors.
-stages.remedies builds those arguments from params.yaml `losses` and the training set's class counts."""
+"""Per-batch training losses. Each takes logits [N, C] and int64 labels [N] and returns the mean loss over the
+batch as a 0-d tensor; hyperparameters are keyword arguments, per-class ones [C] tensors. The remedies of
+stages.lib.remedies build those arguments from params.yaml `losses` and the training set's class counts."""
 
 import paddle
 import paddle.nn.functional as F
@@ -58,6 +58,3 @@ def _log_p_true(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor:
     log_p = F.log_softmax(logits, axis=-1)  # [N, C]
     return paddle.take_along_axis(log_p, labels.unsqueeze(-1), axis=-1).squeeze(-1)
 
-
-LOSSES = {"cross_entropy": cross_entropy, "focal": focal_loss, "weighted_cross_entropy": weighted_cross_entropy,
-          "logit_adjusted": logit_adjusted_loss, "ldam": ldam_loss}

@@ -1,0 +1,20 @@
+"""The pipeline's random streams: one seed in params.yaml, one key per stream, every stream derived explicitly.
+
+A stream is a pure function of the seed and its key, so each is reproducible on its own, whatever ran before
+it: a resumed training run draws exactly like an unbroken one. (Paddle's weight initialisation is seeded
+with the seed itself, through paddle.seed.)
+"""
+
+import enum
+
+import numpy as np
+
+
+class Stream(enum.IntEnum):
+    SUBSET = 1  # the fixed subset's draw of minority images
+    SHUFFLE = 2  # an epoch's order, keyed further by (phase, epoch)
+
+
+def stream_rng(seed: int, stream: Stream, *key: int) -> np.random.Generator:
+    """A generator for `stream`, further keyed by e.g. (phase, epoch)."""
+    return np.random.default_rng([seed, int(stream), *key])
