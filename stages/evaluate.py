@@ -2,7 +2,8 @@
 
 Reads the model and what its training stage wrote about it (metrics/train/<variant>.json: the class prior it
 learned, its minority digits, its classifier head), never the training data. Writes metrics/<variant>.json
-(DVC metrics: the test metrics, the post-hoc logit-adjusted ones, and what the model was trained on) and
+(DVC metrics: the test metrics, or with validation.tune those of the images its training set held out, the
+post-hoc logit-adjusted ones, and what the model was trained on) and
 metrics/confusion/<variant>.csv (one row per test image, for DVC's confusion plot).
 """
 
@@ -16,7 +17,7 @@ import paddle
 
 from stages.lib import params as P
 from stages.lib.cli import run_stage
-from stages.lib.data import NUM_CLASSES, DataError, load_split, to_model_input
+from stages.lib.data import NUM_CLASSES, DataError, load_split, load_validation_set, to_model_input
 from stages.lib.device import select_device
 from stages.lib.files import atomic_path, write_json
 from stages.lib.metrics import adjust_logits, classification_metrics
@@ -96,15 +97,19 @@ def main() -> None:
     device = select_device(P.section(params, "train", P.TrainParams).device)["device"]
     trained = read_training_summary(name)
     model = load_model(name, trained["head_scale"])
-    images, labels = load_split("test", data.test_limit)
+    tuning = P.section(params, "validation", P.ValidationParams).tune
+    # While tuning, the images its training set held out; the test set is read only for chosen settings.
+    images, labels = (load_validation_set(trained["train_set"], data.train_limit) if tuning
+                      else load_split("test", data.test_limit))
     minority = tuple(trained["minority_classes"])
     metrics, predictions = evaluate_model(model, to_model_input(images, data.pixel_range), labels,
                                           batch_size=evaluate.batch_size, minority_classes=minority,
                                           train_class_counts=np.array(trained["class_counts"]),
                                           tau=evaluate.logit_adjustment_tau)
-    write_json(test_metrics_path(name), {**metrics, **{key: trained[key] for key in TRAINING_KEYS}})
+    write_json(test_metrics_path(name), {**metrics, "evaluated_on": "validation" if tuning else "test",
+                                         **{key: trained[key] for key in TRAINING_KEYS}})
     write_confusion(name, labels, predictions)
-    print(f"evaluate {name} on {device}: accuracy {metrics['accuracy']:.4f}, digits {list(minority)} "
+    print(f"evaluate {name} on {device}, {'validation' if tuning else 'test'} images: accuracy {metrics['accuracy']:.4f}, digits {list(minority)} "
           f"{metrics['minority_accuracy']:.4f}; logit-adjusted {metrics['logit_adjusted']['accuracy']:.4f}",
           file=sys.stderr)
 

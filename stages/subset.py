@@ -6,8 +6,13 @@ data/train_sets/full.npz is every training image. data/train_sets/subset.npz dep
 - per_batch: the course report's protocol, replayed: every training image, marked so that training drops the
   minority digits from every batch whose index is not a multiple of 1 / fraction. Over many epochs the model
   sees most minority images; the training log counts how many.
+
+With validation.tune, each training set also holds out validation.fraction of each of its classes (seeded,
+stratified) into data/validation/<name>.npz, and trains without them: evaluate then scores the held-out
+images, so hyperparameters are chosen without the test set. Otherwise those files are empty.
 """
 
+import dataclasses
 import sys
 
 import numpy as np
@@ -16,7 +21,7 @@ from stages.lib import params as P
 from stages.lib.cli import run_stage
 from stages.lib.data import NUM_CLASSES, TrainingSelection, load_split, save_selection
 from stages.lib.files import atomic_path, write_json
-from stages.lib.paths import SUBSET_METRICS, train_set_path
+from stages.lib.paths import SUBSET_METRICS, train_set_path, validation_set_path
 from stages.lib.streams import Stream, stream_rng
 
 
@@ -44,6 +49,32 @@ def build_selections(labels: np.ndarray, subset: P.SubsetParams, seed: int) -> d
             "subset": TrainingSelection(kept, subset.minority_classes, subset.keep_minority_every)}
 
 
+def hold_out(labels: np.ndarray, indices: np.ndarray, fraction: float,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out): round(fraction x count) images of each class among `indices`, drawn without
+    replacement, are held out, so both parts keep the classes' shares. Sorted int64 indices into `labels`."""
+    held_out = []
+    for digit in range(NUM_CLASSES):
+        members = indices[labels[indices] == digit]
+        held_out.append(rng.choice(members, size=round(fraction * len(members)), replace=False))
+    held_out = np.sort(np.concatenate(held_out)).astype(np.int64)
+    return np.setdiff1d(indices, held_out), held_out
+
+
+def split_validation(labels: np.ndarray, selections: dict[str, TrainingSelection], validation: P.ValidationParams,
+                     seed: int) -> tuple[dict[str, TrainingSelection], dict[str, TrainingSelection]]:
+    """(what each training set trains on, what it holds out for tuning): with validation.tune, each set holds
+    out validation.fraction of each of its classes; otherwise it keeps every image and holds out none."""
+    trained, held = {}, {}
+    for index, (name, selection) in enumerate(selections.items()):
+        kept, held_out = selection.indices, np.zeros(0, dtype=np.int64)
+        if validation.tune:
+            kept, held_out = hold_out(labels, kept, validation.fraction, stream_rng(seed, Stream.VALIDATION, index))
+        trained[name] = dataclasses.replace(selection, indices=kept)
+        held[name] = TrainingSelection(held_out, selection.minority_classes, keep_minority_every=1)
+    return trained, held
+
+
 def class_counts(labels: np.ndarray) -> dict[str, int]:
     """{"class_0": n0, ..., "class_9": n9}: keys without dots so `dvc metrics diff` shows each one."""
     counts = np.bincount(labels, minlength=NUM_CLASSES)
@@ -54,17 +85,21 @@ def main() -> None:
     params = P.read_params()
     data = P.section(params, "data", P.DataParams)
     subset = P.section(params, "subset", P.SubsetParams)
+    validation = P.section(params, "validation", P.ValidationParams)
+    seed = P.seed(params)
     _, labels = load_split("train", data.train_limit)
-    selections = build_selections(labels, subset, P.seed(params))
-    for name, selection in selections.items():
-        with atomic_path(train_set_path(name)) as tmp:
-            save_selection(tmp, selection)
+    selections, held_out = split_validation(labels, build_selections(labels, subset, seed), validation, seed)
+    for name in selections:
+        for path, selection in ((train_set_path(name), selections[name]), (validation_set_path(name), held_out[name])):
+            with atomic_path(path) as tmp:
+                save_selection(tmp, selection)
     kept = selections["subset"]
     counts = class_counts(labels[kept.indices])
     write_json(SUBSET_METRICS, {"train_images": len(kept.indices), "keep_minority_every": kept.keep_minority_every,
-                                "per_class": counts})
+                                "validation_images": len(held_out["subset"].indices), "per_class": counts})
     print(f"subset ({subset.mode}): {len(kept.indices)} of {len(labels)} training images: {counts}"
-          + (f", minority digits in every {kept.keep_minority_every}th batch" if subset.mode == "per_batch" else ""),
+          + (f", minority digits in every {kept.keep_minority_every}th batch" if subset.mode == "per_batch" else "")
+          + (f"; {len(held_out['subset'].indices)} held out for validation" if validation.tune else ""),
           file=sys.stderr)
 
 

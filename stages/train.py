@@ -167,7 +167,7 @@ def main() -> None:
     model, history = train_model(training_set, phases, train, seed=seed, sampler=variant.sampler,
                                  head_scale=variant.head_scale, checkpoint_dir=checkpoint_dir, runtime=runtime)
     write_outputs(name, model, history, {
-        "seed": seed, "train_images": len(training_set.labels),
+        "seed": seed, "train_set": variant.train_set, "train_images": len(training_set.labels),
         "minority_classes": list(training_set.minority_classes),
         "minority_images": int(np.count_nonzero(training_set.is_minority)),
         "keep_minority_every": training_set.keep_minority_every,

@@ -11,7 +11,7 @@ import numpy as np
 
 from stages.lib.cli import StageError
 from stages.lib.params import DataParams
-from stages.lib.paths import RAW_DIR, train_set_path
+from stages.lib.paths import RAW_DIR, train_set_path, validation_set_path
 
 NUM_CLASSES = 10
 IMAGE_SIDE = 28
@@ -126,9 +126,9 @@ def save_selection(path: Path, selection: TrainingSelection) -> None:
             archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
 
 
-def load_selection(name: str, split_size: int) -> TrainingSelection:
-    """data/train_sets/<name>.npz, checked against a training split of `split_size` images."""
-    path = train_set_path(name)
+def load_selection(path: Path, split_size: int) -> TrainingSelection:
+    """A selection file of the subset stage (data/train_sets/ or data/validation/), checked against a
+    training split of `split_size` images."""
     try:
         with np.load(path) as f:
             result = TrainingSelection(f["indices"].astype(np.int64), tuple(int(c) for c in f["minority_classes"]),
@@ -143,6 +143,16 @@ def load_selection(name: str, split_size: int) -> TrainingSelection:
     return result
 
 
+def load_validation_set(name: str, train_limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images [M, 28, 28] uint8 and labels [M] int64 that training set `name` held out (validation.tune)."""
+    images, labels = load_split("train", train_limit)
+    held_out = load_selection(validation_set_path(name), len(labels)).indices
+    if held_out.size == 0:
+        raise DataError(f"{validation_set_path(name)} holds no images: the subset stage ran with "
+                        "validation.tune false; run `dvc repro subset`")
+    return images[held_out], labels[held_out]
+
+
 def to_model_input(images: np.ndarray, pixel_range: tuple[float, float]) -> np.ndarray:
     """[N, 28, 28] uint8 -> [N, 1, 28, 28] float32 with 0 mapped to low and 255 to high."""
     low, high = pixel_range
@@ -153,7 +163,7 @@ def to_model_input(images: np.ndarray, pixel_range: tuple[float, float]) -> np.n
 def load_training_set(name: str, data: DataParams) -> TrainingSet:
     """The training set `name` (a variant's train_set): the subset stage's selection of the training split."""
     images, labels = load_split("train", data.train_limit)
-    selection = load_selection(name, len(labels))
+    selection = load_selection(train_set_path(name), len(labels))
     return TrainingSet(to_model_input(images[selection.indices], data.pixel_range), labels[selection.indices],
                        selection.minority_classes, selection.keep_minority_every)
 

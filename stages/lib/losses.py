@@ -15,15 +15,20 @@ def cross_entropy(logits: paddle.Tensor, labels: paddle.Tensor) -> paddle.Tensor
     return F.cross_entropy(logits, labels)
 
 
-def focal_loss(logits: paddle.Tensor, labels: paddle.Tensor, gamma: float) -> paddle.Tensor:
+def focal_loss(logits: paddle.Tensor, labels: paddle.Tensor, gamma: float,
+               detach_factor: bool = False) -> paddle.Tensor:
     """FL(p_t) = -(1 - p_t)^gamma * log(p_t) (Lin et al., 2017), averaged over the batch.
 
-    The gradient flows through both factors. log p_t comes from log_softmax (no log of a rounded
+    The gradient flows through both factors, as Lin et al. define it. With detach_factor, (1 - p_t)^gamma is a
+    constant weight per image, without gradient: the course report's listing, which computes p_t under
+    paddle.no_grad(), read that way. log p_t comes from log_softmax (no log of a rounded
     probability) and 1 - p_t from -expm1(log p_t), accurate when p_t is close to 1; gamma = 0 gives
     exactly cross-entropy.
     """
     log_pt = _log_p_true(logits, labels)  # [N]
     one_minus_pt = paddle.clip(-paddle.expm1(log_pt), min=MIN_ONE_MINUS_P)
+    if detach_factor:
+        one_minus_pt = one_minus_pt.detach()
     return (-paddle.pow(one_minus_pt, gamma) * log_pt).mean()
 
 

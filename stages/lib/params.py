@@ -75,6 +75,17 @@ class SubsetParams:
 
 
 @dataclasses.dataclass(frozen=True)
+class ValidationParams:
+    # true: the subset stage holds out `fraction` of each class of every training set; training uses the rest
+    # and evaluate scores the held-out images instead of the test set (for choosing hyperparameters).
+    tune: bool
+    fraction: float  # share of each class held out, in (0, 1)
+
+    def __post_init__(self):
+        require(0 < self.fraction < 1, "validation.fraction", self.fraction, "a number in (0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainParams:
     device: str  # auto = GPU when Paddle has CUDA and sees a GPU, else CPU
     batch_size: int
@@ -174,7 +185,7 @@ def from_mapping(cls: type, mapping, prefix: str):
 
 
 def _check_type(key: str, value, hint):
-    """`value` converted to `hint` (int, float, str, tuple[X, ...], X | None), or ParamsError."""
+    """`value` converted to `hint` (bool, int, float, str, tuple[X, ...], X | None), or ParamsError."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -185,6 +196,8 @@ def _check_type(key: str, value, hint):
         if not isinstance(value, list):
             raise ParamsError(f"{key}: expected a list, got {value!r}")
         return tuple(_check_type(f"{key}[{i}]", item, args[0]) for i, item in enumerate(value))
+    if hint is bool and isinstance(value, bool):
+        return value
     # bool is an int in Python; `epochs: true` is still a mistake.
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):

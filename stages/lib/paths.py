@@ -5,6 +5,9 @@ from pathlib import Path
 
 RAW_DIR = Path("data/raw")  # the four MNIST files, from the download stage
 TRAIN_SET_DIR = Path("data/train_sets")  # <name>.npz from the subset stage: `full` and `subset`
+# <name>.npz: the images of training set <name> held out for choosing hyperparameters (empty unless
+# validation.tune), from the subset stage
+VALIDATION_DIR = Path("data/validation")
 MODEL_DIR = Path("data/models")  # <variant>.pdparams
 # <variant>/: the last finished epoch of a training stage that has not completed; not a DVC output, since it
 # exists only between a crash and the rerun that resumes from it (see stages/lib/checkpoints.py).
@@ -17,6 +20,10 @@ SUBSET_METRICS = METRICS_DIR / "subset.json"
 
 def train_set_path(name: str) -> Path:
     return TRAIN_SET_DIR / f"{name}.npz"
+
+
+def validation_set_path(name: str) -> Path:
+    return VALIDATION_DIR / f"{name}.npz"
 
 
 def model_path(variant: str) -> Path:

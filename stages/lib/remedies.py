@@ -40,8 +40,9 @@ class Phase:
         return ", ".join([self.loss.__name__, *(f"{key} {value:g}" for key, value in self.log_columns().items())])
 
     def log_columns(self) -> dict:
-        """The phase's scalar hyperparameters, for the per-epoch training log (gamma of a curriculum)."""
-        return {key: value for key, value in self.options.items() if not isinstance(value, tuple)}
+        """The phase's numeric hyperparameters, for the per-epoch training log (gamma of a curriculum)."""
+        return {key: value for key, value in self.options.items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,19 +81,21 @@ def _cross_entropy(_: CrossEntropyParams, epochs: int, counts: np.ndarray) -> li
 @dataclasses.dataclass(frozen=True)
 class FocalParams:  # Lin et al., 2017
     gamma: float  # FL = -(1 - p_t)^gamma log p_t; 0 is cross-entropy
+    detach_factor: bool = False  # true: (1 - p_t)^gamma without gradient, the course report's no_grad reading
 
     def __post_init__(self):
         require(self.gamma >= 0, "losses.focal.gamma", self.gamma, "a number >= 0")
 
 
 def _focal(p: FocalParams, epochs: int, counts: np.ndarray) -> list[Phase]:
-    return [Phase(losses.focal_loss, epochs, {"gamma": p.gamma})]
+    return [Phase(losses.focal_loss, epochs, {"gamma": p.gamma, "detach_factor": p.detach_factor})]
 
 
 @dataclasses.dataclass(frozen=True)
 class FocalCurriculumParams:  # the course report
     gammas: tuple[float, ...]  # one phase per gamma, in this order, one model throughout
     epochs_per_gamma: int
+    detach_factor: bool = False  # as FocalParams.detach_factor
 
     def __post_init__(self):
         key = "losses.focal_curriculum"
@@ -102,7 +105,8 @@ class FocalCurriculumParams:  # the course report
 
 
 def _focal_curriculum(p: FocalCurriculumParams, epochs: None, counts: np.ndarray) -> list[Phase]:
-    return [Phase(losses.focal_loss, p.epochs_per_gamma, {"gamma": gamma}) for gamma in p.gammas]
+    return [Phase(losses.focal_loss, p.epochs_per_gamma, {"gamma": gamma, "detach_factor": p.detach_factor})
+            for gamma in p.gammas]
 
 
 @dataclasses.dataclass(frozen=True)

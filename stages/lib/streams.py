@@ -13,6 +13,7 @@ import numpy as np
 class Stream(enum.IntEnum):
     SUBSET = 1  # the fixed subset's draw of minority images
     SHUFFLE = 2  # an epoch's order, keyed further by (phase, epoch)
+    VALIDATION = 3  # the images a training set holds out for tuning, keyed further by the set's index
 
 
 def stream_rng(seed: int, stream: Stream, *key: int) -> np.random.Generator:
