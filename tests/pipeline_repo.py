@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-PROJECT_FILES = ("stages", "scripts", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", "pyproject.toml")
+# data/.gitignore is where `dvc add`/`dvc repro` list the outputs they track, once the project commits one.
+PROJECT_FILES = ("stages", "scripts", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", "data/.gitignore",
+                 "pyproject.toml")
 TEST_IMAGES = 500
 
 
@@ -32,11 +34,12 @@ def shrink(params: dict) -> dict:
 def make_repo(root: Path, project_root: Path, mnist_mirror: Path) -> "Runner":
     """Copy the project into `root` with shrunken params, as a committed git + DVC repository."""
     for name in PROJECT_FILES:
-        source = project_root / name
+        source, target = project_root / name, root / name
         if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, root / name)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists() or name != "data/.gitignore":  # the one optional file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
     params = shrink(yaml.safe_load((project_root / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "MNIST_MIRROR": str(mnist_mirror),
@@ -52,6 +55,12 @@ def make_repo(root: Path, project_root: Path, mnist_mirror: Path) -> "Runner":
     return run
 
 
+def copy_repo(source: "Runner", root: Path) -> "Runner":
+    """A copy of the repository (git, DVC cache, workspace) at `root`, to change without touching `source`."""
+    shutil.copytree(source.root, root, symlinks=True)
+    return Runner(root, source.env)
+
+
 class Runner:
     """Runs commands in the test repository; a non-zero exit fails the test with the command's output."""
 
@@ -65,8 +74,9 @@ class Runner:
         return result
 
     def restore(self) -> None:
-        """Back to the last commit: params, lock file, metrics and the DVC-tracked data."""
+        """Back to the last commit: params, lock file, metrics, the DVC-tracked data, and no untracked file."""
         self("git", "reset", "-q", "--hard")
+        self("git", "clean", "-qfd")
         self("dvc", "checkout", "-q", "--force")
 
     def metrics(self, name: str) -> dict:

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from stages.data import MNIST_FILES, DataError, load_split, parse_idx, sha256_matches, to_model_input
+from stages.lib.data import MNIST_FILES, DataError, load_split, parse_idx, sha256_matches, to_model_input
 from stages.download import DownloadError, download_mnist, fetch_verified
 
 LABELS = "train-labels-idx1-ubyte"

@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from stages.data import MNIST_FILES, sha256_matches
+from stages.lib.data import MNIST_FILES, sha256_matches
 from stages.download import DownloadError, download_mnist, fetch_verified
 from stage_project import make_project, project_files, run_stage
 

@@ -1,6 +1,7 @@
 """The per-batch losses against hand computations, finite differences and the p_t -> 1 limit."""
 
 import functools
+import inspect
 import math
 
 import numpy as np
@@ -8,7 +9,8 @@ import paddle
 import paddle.nn.functional as F
 import pytest
 
-from stages.losses import LOSSES, cross_entropy, focal_loss, ldam_loss, logit_adjusted_loss, weighted_cross_entropy
+from stages.lib import losses
+from stages.lib.losses import cross_entropy, focal_loss, ldam_loss, logit_adjusted_loss, weighted_cross_entropy
 
 # Three images, four classes; moderate logits so every p_t is far from 0 and 1.
 LOGITS = np.array([[1.0, -0.5, 0.3, 2.0],
@@ -34,12 +36,6 @@ def numpy_focal(logits: np.ndarray, labels: np.ndarray, gamma: float) -> float:
     return float(np.mean(-(1 - p_t) ** gamma * np.log(p_t)))
 
 
-def test_registry_names_every_loss():
-    assert LOSSES == {"cross_entropy": cross_entropy, "focal": focal_loss,
-                      "weighted_cross_entropy": weighted_cross_entropy, "logit_adjusted": logit_adjusted_loss,
-                      "ldam": ldam_loss}
-
-
 @pytest.mark.parametrize("gamma", [0.5, 2.0])
 def test_focal_loss_of_two_equal_logits(gamma):
     # Two classes with equal logits: p_t = 1/2, so FL = -(1/2)^gamma log(1/2) = 0.5^gamma ln 2.
@@ -47,12 +43,6 @@ def test_focal_loss_of_two_equal_logits(gamma):
     loss = focal_loss(x, paddle.to_tensor([1], dtype="int64"), gamma=gamma)
     assert loss.shape == []
     assert loss.item() == pytest.approx(0.5 ** gamma * math.log(2), rel=1e-12)
-
-
-@pytest.mark.parametrize("gamma", [0.5, 2.0])
-def test_focal_loss_matches_numpy(gamma):
-    x, y = tensors(LOGITS)
-    assert focal_loss(x, y, gamma=gamma).item() == pytest.approx(numpy_focal(LOGITS, LABELS, gamma), rel=1e-12)
 
 
 def test_focal_loss_down_weights_easy_images():
@@ -78,21 +68,6 @@ def finite_difference_gradient(loss, logits: np.ndarray, eps: float = 1e-6) -> n
         down[index] -= eps
         grad[index] = (loss(*tensors(up)).item() - loss(*tensors(down)).item()) / (2 * eps)
     return grad
-
-
-@pytest.mark.parametrize("gamma", [0.5, 2.0])
-def test_focal_gradient_flows_through_the_modulating_factor(gamma):
-    x, y = tensors(LOGITS)
-    focal_loss(x, y, gamma=gamma).backward()
-    grad = x.grad.numpy()
-    expected = finite_difference_gradient(functools.partial(focal_loss, gamma=gamma), LOGITS)
-    np.testing.assert_allclose(grad, expected, rtol=1e-6, atol=1e-9)
-    # With (1 - p_t)^gamma treated as a constant the gradient would be (1 - p_t)^gamma (softmax - onehot) / N.
-    p = numpy_softmax(LOGITS)
-    one_hot = np.eye(4)[LABELS]
-    p_t = p[np.arange(3), LABELS]
-    detached = (1 - p_t)[:, None] ** gamma * (p - one_hot) / 3
-    assert np.abs(grad - detached).max() > 1e-2
 
 
 @pytest.mark.parametrize("gamma", [0.2, 0.5, 15.0])
@@ -149,13 +124,6 @@ def test_weighted_cross_entropy_by_hand():
     assert loss.item() == pytest.approx(1.25 * math.log(2), rel=1e-12)
 
 
-def test_weighted_cross_entropy_matches_numpy():
-    x, y = tensors(LOGITS)
-    expected = numpy_weighted_cross_entropy(LOGITS, LABELS, WEIGHTS)
-    assert weighted_cross_entropy(x, y, class_weights=f64(WEIGHTS)).item() == pytest.approx(expected, rel=1e-12)
-    assert expected != pytest.approx(cross_entropy(x, y).item(), rel=1e-3)
-
-
 def test_weighted_cross_entropy_with_unit_weights_is_cross_entropy():
     x, y = tensors(LOGITS)
     loss = weighted_cross_entropy(x, y, class_weights=f64(np.ones(4))).item()
@@ -179,9 +147,7 @@ def test_logit_adjusted_loss_by_hand(label, tau, expected):
 def test_logit_adjusted_loss_is_cross_entropy_of_the_shifted_logits():
     x, y = tensors(LOGITS)
     loss = logit_adjusted_loss(x, y, log_prior=f64(np.log(PRIOR)), tau=1.5).item()
-    assert loss == pytest.approx(numpy_logit_adjusted(LOGITS, LABELS, np.log(PRIOR), 1.5), rel=1e-12)
     assert loss == pytest.approx(cross_entropy(*tensors(LOGITS + 1.5 * np.log(PRIOR))).item(), rel=1e-12)
-    assert loss != pytest.approx(cross_entropy(x, y).item(), rel=1e-3)  # the prior is not uniform: it matters
 
 
 def test_logit_adjusted_loss_with_tau_0_or_a_uniform_prior_is_cross_entropy():
@@ -203,10 +169,9 @@ def test_ldam_loss_by_hand():
     assert loss.item() == pytest.approx(2 * math.log(4), rel=1e-12)
 
 
-def test_ldam_loss_matches_numpy():
+def test_ldam_loss_moves_only_the_true_logit():
     x, y = tensors(LOGITS)
     loss = ldam_loss(x, y, margins=f64(MARGINS), class_weights=f64(WEIGHTS)).item()
-    assert loss == pytest.approx(numpy_ldam(LOGITS, LABELS, MARGINS, WEIGHTS), rel=1e-12)
     # Subtracting every class's margin from its own logit (not only the true one's) gives another value.
     everywhere = numpy_weighted_cross_entropy(LOGITS - MARGINS, LABELS, WEIGHTS)
     assert loss != pytest.approx(everywhere, rel=1e-3)
@@ -233,40 +198,47 @@ def test_ldam_margin_raises_the_loss():
     assert losses == sorted(losses) and losses[0] < losses[-1]
 
 
-# Every registered loss with options for LOGITS (float64 tensors), and its numpy reference.
+# Every loss of stages.lib.losses with options for LOGITS (float64 tensors), and its numpy reference.
 LOSS_CASES = {
-    "cross_entropy": ({}, lambda: float(np.mean(-numpy_log_p_true(LOGITS, LABELS)))),
-    "focal": ({"gamma": 2.0}, lambda: numpy_focal(LOGITS, LABELS, 2.0)),
-    "weighted_cross_entropy": ({"class_weights": WEIGHTS},
+    "cross_entropy": (cross_entropy, {}, lambda: float(np.mean(-numpy_log_p_true(LOGITS, LABELS)))),
+    "focal_gamma_0.5": (focal_loss, {"gamma": 0.5}, lambda: numpy_focal(LOGITS, LABELS, 0.5)),
+    "focal_gamma_2": (focal_loss, {"gamma": 2.0}, lambda: numpy_focal(LOGITS, LABELS, 2.0)),
+    "weighted_cross_entropy": (weighted_cross_entropy, {"class_weights": WEIGHTS},
                                lambda: numpy_weighted_cross_entropy(LOGITS, LABELS, WEIGHTS)),
-    "logit_adjusted": ({"log_prior": np.log(PRIOR), "tau": 1.5},
+    "logit_adjusted": (logit_adjusted_loss, {"log_prior": np.log(PRIOR), "tau": 1.5},
                        lambda: numpy_logit_adjusted(LOGITS, LABELS, np.log(PRIOR), 1.5)),
-    "ldam": ({"margins": MARGINS, "class_weights": WEIGHTS},
+    "ldam": (ldam_loss, {"margins": MARGINS, "class_weights": WEIGHTS},
              lambda: numpy_ldam(LOGITS, LABELS, MARGINS, WEIGHTS)),
 }
 
 
-def registered_loss(name: str):
-    """LOSSES[name] with its LOSS_CASES options, arrays as float64 tensors."""
-    options, _ = LOSS_CASES[name]
-    return functools.partial(LOSSES[name], **{k: f64(v) if isinstance(v, np.ndarray) else v
-                                              for k, v in options.items()})
+def case_loss(name: str):
+    """The loss of LOSS_CASES[name] with its options bound, arrays as float64 tensors."""
+    loss, options, _ = LOSS_CASES[name]
+    return functools.partial(loss, **{k: f64(v) if isinstance(v, np.ndarray) else v for k, v in options.items()})
 
 
-def test_every_registered_loss_has_a_case():
-    assert set(LOSS_CASES) == set(LOSSES)
+def test_every_loss_of_the_module_has_a_case():
+    public = {function for name, function in inspect.getmembers(losses, inspect.isfunction)
+              if function.__module__ == losses.__name__ and not name.startswith("_")}
+    assert {loss for loss, _, _ in LOSS_CASES.values()} == public
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
-def test_registered_loss_matches_numpy(name):
-    loss = registered_loss(name)(*tensors(LOGITS))
+@pytest.mark.parametrize("name", sorted(LOSS_CASES))
+def test_loss_matches_numpy(name):
+    x, y = tensors(LOGITS)
+    loss = case_loss(name)(x, y)
     assert loss.shape == []
-    assert loss.item() == pytest.approx(LOSS_CASES[name][1](), rel=1e-12)
+    assert loss.item() == pytest.approx(LOSS_CASES[name][2](), rel=1e-12)
+    if name != "cross_entropy":  # its options matter on these logits: the comparison above can tell
+        assert loss.item() != pytest.approx(cross_entropy(x, y).item(), rel=1e-3)
 
 
-@pytest.mark.parametrize("name", sorted(LOSSES))
-def test_registered_loss_gradient_matches_finite_differences(name):
-    loss = registered_loss(name)
+@pytest.mark.parametrize("name", sorted(LOSS_CASES))
+def test_loss_gradient_matches_finite_differences(name):
+    # For the focal loss this is the gradient through the modulating factor too: a detached factor would miss
+    # the term (d/dz (1 - p_t)^gamma) log p_t, of the order of 1e-1 on these logits.
+    loss = case_loss(name)
     x, y = tensors(LOGITS)
     loss(x, y).backward()
     expected = finite_difference_gradient(loss, LOGITS)

@@ -1,10 +1,12 @@
-"""Confusion matrix and classification metrics against a small example worked out by hand."""
+"""Confusion matrix, classification metrics and post-hoc logit adjustment against small examples worked out by
+hand."""
+
+import math
 
 import numpy as np
 import pytest
 
-from stages.evaluate import adjust_logits
-from stages.metrics import classification_metrics, confusion_matrix
+from stages.lib.metrics import adjust_logits, classification_metrics, confusion_matrix, log_prior
 
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2])
 PREDICTIONS = np.array([0, 1, 1, 1, 1, 2, 2, 0])
@@ -67,3 +69,10 @@ def test_logit_adjustment_subtracts_tau_times_the_log_prior():
                                                                             1.5 - 0.5 * np.log(0.1)]])
     np.testing.assert_array_equal(adjust_logits(logits, [90, 10], tau=0.0), logits)
     assert np.isfinite(adjust_logits(logits, [100, 0], tau=1.0)).all()
+
+
+def test_log_prior_by_hand():
+    np.testing.assert_allclose(log_prior(np.array([25, 75])), [math.log(0.25), math.log(0.75)], rtol=1e-12)
+    # An absent class counts as one image: [1, 3, 1, 4] of 9.
+    np.testing.assert_allclose(log_prior(np.array([1, 3, 0, 4])), np.log([1 / 9, 3 / 9, 1 / 9, 4 / 9]),
+                               rtol=1e-12)

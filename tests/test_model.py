@@ -1,10 +1,13 @@
-"""The report's LeNet: output shape, layer shapes, parameter count, and LDAM's cosine head."""
+"""The report's LeNet: output shape, layer shapes, parameter count, its faster forward against the plain layer
+order, and LDAM's cosine head."""
 
 import numpy as np
 import paddle
+import paddle.nn.functional as F
+import pytest
 from paddle import nn
 
-from stages.model import LeNet, count_parameters
+from stages.lib.model import LeNet, _add_per_channel, _max_pool, count_parameters
 
 # weight shape (Paddle's Linear stores [in, out]), bias shape, and weights + biases counted by hand.
 LAYERS = {
@@ -42,9 +45,9 @@ def test_count_parameters_of_a_small_layer():
 
 def plain_forward(model: LeNet, x: paddle.Tensor) -> paddle.Tensor:
     """The report's layer order, literally: every conv with its own bias, before its pooling."""
-    sigmoid = nn.functional.sigmoid
-    x = sigmoid(model.pool1(sigmoid(model.conv1(x))))
-    x = model.pool2(model.conv2(x))
+    sigmoid = F.sigmoid
+    x = sigmoid(F.max_pool2d(sigmoid(model.conv1(x)), 2, 2))
+    x = F.max_pool2d(model.conv2(x), 2, 2)
     x = paddle.flatten(model.conv3(x), start_axis=1)
     return model.fc2(sigmoid(model.fc1(x)))
 
@@ -66,6 +69,40 @@ def test_forward_matches_the_plain_layer_order_in_value_and_gradient():
     np.testing.assert_allclose(fast, plain, rtol=1e-5, atol=1e-6)
     for name, grad in plain_grads.items():
         np.testing.assert_allclose(fast_grads[name], grad, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def value_and_gradients(function, *inputs: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """function(*inputs) and the gradient of a weighted sum of it (no two weights alike) for each input."""
+    tensors = [paddle.to_tensor(value, stop_gradient=False) for value in inputs]
+    output = function(*tensors)
+    weights = paddle.to_tensor(np.random.default_rng(2).uniform(-1, 1, output.shape).astype(np.float32))
+    (output * weights).sum().backward()
+    return output.numpy(), [tensor.grad.numpy() for tensor in tensors]
+
+
+# [N, C, H, W] as the pools give them; the exact equality holds for any finite values.
+@pytest.mark.parametrize("shape", [(4, 6, 12, 12), (4, 16, 4, 4)])
+def test_add_per_channel_equals_a_broadcast_bias_exactly_in_value_and_gradient(shape):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=shape).astype(np.float32)
+    bias = rng.normal(size=shape[1]).astype(np.float32)
+    fast, fast_grads = value_and_gradients(_add_per_channel, x, bias)
+    plain, plain_grads = value_and_gradients(lambda t, b: t + b.reshape([1, shape[1], 1, 1]), x, bias)
+    np.testing.assert_array_equal(fast, plain)
+    for fast_grad, plain_grad in zip(fast_grads, plain_grads):
+        np.testing.assert_array_equal(fast_grad, plain_grad)
+
+
+def test_max_pool_passes_nan_on():
+    # A NaN must reach the loss, so that training stops with TrainingDiverged. max_pool2d(return_mask=True)
+    # fails this (an all-NaN window gives -3.4e38, a NaN beside numbers is dropped), and the backward of its
+    # mask of -1 corrupts the heap: forward only here.
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 1] = np.nan  # beside numbers
+    x[0, 0, 2:, 2:] = np.nan  # a whole window
+    pooled = _max_pool(paddle.to_tensor(x)).numpy()  # [1, 1, 2, 2]
+    assert np.isnan(pooled).tolist() == [[[[True, False], [False, True]]]]
+    np.testing.assert_array_equal(pooled[0, 0, 0, 1], 7.0)
 
 
 def test_cosine_head_gives_scale_times_the_cosine_of_features_and_class_weights():

@@ -1,27 +1,25 @@
 """The remedies' per-class numbers against hand computations, and the phases each remedy trains through."""
 
 import functools
+import inspect
 import math
 
 import numpy as np
 import paddle
 import pytest
 
-from stages import params as P
-from stages.data import NUM_CLASSES
-from stages.losses import LOSSES
-from stages.remedies import (REMEDIES, Phase, class_balanced_weights, cosine_scale, ldam_margins, log_prior,
-                             training_phases)
+from stages.lib import losses
+from stages.lib.data import NUM_CLASSES
+from stages.lib.params import read_params
+from stages.lib.remedies import (REMEDIES, ClassBalancedParams, CrossEntropyParams, FocalCurriculumParams, FocalParams,
+                                 LdamDrwParams, LogitAdjustedParams, Phase, class_balanced_weights, ldam_margins)
+from stages.lib.variants import load_variants
 
 # Three classes of 1, 10 and 100 images.
 COUNTS = np.array([1, 10, 100])
 # beta = 0.9: (1 - beta) / (1 - beta^n) = 0.1 / 0.1 = 1, 0.1 / (1 - 0.3486784401) = 0.153534 and
 # 0.1 / (1 - 2.65614e-5) = 0.100003; they sum to 1.253537, and times 3 / 1.253537 they sum to 3.
 WEIGHTS_BETA_0_9 = np.array([2.393229, 0.367442, 0.239329])
-
-
-def variant(loss: str, epochs: int | None = 10) -> P.VariantParams:
-    return P.VariantParams(train_set="subset", loss=loss, epochs=epochs)
 
 
 # --- per-class numbers ------------------------------------------------------------------------------------------
@@ -64,45 +62,39 @@ def test_ldam_margins_of_an_absent_class_are_finite():
     np.testing.assert_allclose(margins, [0.5, 0.25], rtol=1e-12)
 
 
-def test_log_prior_by_hand():
-    np.testing.assert_allclose(log_prior(np.array([25, 75])), [math.log(0.25), math.log(0.75)], rtol=1e-12)
-    # An absent class counts as one image: [1, 3, 1, 4] of 9.
-    np.testing.assert_allclose(log_prior(np.array([1, 3, 0, 4])), np.log([1 / 9, 3 / 9, 1 / 9, 4 / 9]),
-                               rtol=1e-12)
-
-
 # --- phases -----------------------------------------------------------------------------------------------------
 
-def test_every_params_loss_has_a_remedy():
-    assert set(REMEDIES) == set(P.LOSS_PARAMS)
-
-
 def test_cross_entropy_is_one_plain_phase():
-    assert training_phases(variant("cross_entropy", 7), P.CrossEntropyParams(), COUNTS) == [
-        Phase("cross_entropy", 7)]
+    assert REMEDIES["cross_entropy"].phases(CrossEntropyParams(), 7, COUNTS) == [Phase(losses.cross_entropy, 7)]
 
 
 def test_focal_is_one_phase_with_its_gamma():
-    assert training_phases(variant("focal", 5), P.FocalParams(gamma=2.0), COUNTS) == [
-        Phase("focal", 5, {"gamma": 2.0})]
+    assert REMEDIES["focal"].phases(FocalParams(gamma=2.0), 5, COUNTS) == [
+        Phase(losses.focal_loss, 5, {"gamma": 2.0, "detach_factor": False})]
+    assert REMEDIES["focal"].phases(FocalParams(gamma=2.0, detach_factor=True), 5, COUNTS) == [
+        Phase(losses.focal_loss, 5, {"gamma": 2.0, "detach_factor": True})]
 
 
 def test_focal_curriculum_is_one_phase_per_gamma_in_order():
-    curriculum = P.FocalCurriculumParams(gammas=(0.2, 5.0, 2.0), epochs_per_gamma=3)
-    assert training_phases(variant("focal_curriculum", None), curriculum, COUNTS) == [
-        Phase("focal", 3, {"gamma": 0.2}), Phase("focal", 3, {"gamma": 5.0}), Phase("focal", 3, {"gamma": 2.0})]
+    curriculum = FocalCurriculumParams(gammas=(0.2, 5.0, 2.0), epochs_per_gamma=3)
+    assert REMEDIES["focal_curriculum"].phases(curriculum, None, COUNTS) == [
+        Phase(losses.focal_loss, 3, {"gamma": gamma, "detach_factor": False}) for gamma in (0.2, 5.0, 2.0)]
+
+
+def test_only_the_focal_curriculum_sets_its_own_length():
+    assert {name for name, remedy in REMEDIES.items() if remedy.fixed_length} == {"focal_curriculum"}
 
 
 def test_class_balanced_is_weighted_cross_entropy_with_the_hand_weights():
-    (phase,) = training_phases(variant("class_balanced", 6), P.ClassBalancedParams(beta=0.9), COUNTS)
-    assert (phase.loss, phase.epochs, list(phase.options)) == ("weighted_cross_entropy", 6, ["class_weights"])
+    (phase,) = REMEDIES["class_balanced"].phases(ClassBalancedParams(beta=0.9), 6, COUNTS)
+    assert (phase.loss, phase.epochs, list(phase.options)) == (losses.weighted_cross_entropy, 6, ["class_weights"])
     assert isinstance(phase.options["class_weights"], tuple)
     np.testing.assert_allclose(phase.options["class_weights"], WEIGHTS_BETA_0_9, rtol=2e-6)
 
 
 def test_logit_adjusted_is_one_phase_with_the_log_prior_and_tau():
-    (phase,) = training_phases(variant("logit_adjusted", 4), P.LogitAdjustedParams(tau=1.5), np.array([25, 75]))
-    assert (phase.loss, phase.epochs, phase.options["tau"]) == ("logit_adjusted", 4, 1.5)
+    (phase,) = REMEDIES["logit_adjusted"].phases(LogitAdjustedParams(tau=1.5), 4, np.array([25, 75]))
+    assert (phase.loss, phase.epochs, phase.options["tau"]) == (losses.logit_adjusted_loss, 4, 1.5)
     assert set(phase.options) == {"log_prior", "tau"}
     np.testing.assert_allclose(phase.options["log_prior"], [math.log(0.25), math.log(0.75)], rtol=1e-12)
 
@@ -110,13 +102,17 @@ def test_logit_adjusted_is_one_phase_with_the_log_prior_and_tau():
 LDAM_COUNTS = np.array([1, 16, 81])  # margins 0.5 * [1, 1/2, 1/3]
 
 
-def ldam_params(drw_start: float) -> P.LdamDrwParams:
-    return P.LdamDrwParams(max_margin=0.5, scale=30.0, drw_start=drw_start, beta=0.9)
+def ldam_params(drw_start: float) -> LdamDrwParams:
+    return LdamDrwParams(max_margin=0.5, scale=30.0, drw_start=drw_start, beta=0.9)
+
+
+def ldam_drw(drw_start: float, epochs: int = 10) -> list[Phase]:
+    return REMEDIES["ldam_drw"].phases(ldam_params(drw_start), epochs, LDAM_COUNTS)
 
 
 def test_ldam_drw_is_plain_ldam_then_class_balanced_ldam():
-    plain, reweighted = training_phases(variant("ldam_drw", 10), ldam_params(0.8), LDAM_COUNTS)
-    assert (plain.loss, plain.epochs, reweighted.loss, reweighted.epochs) == ("ldam", 8, "ldam", 2)
+    plain, reweighted = ldam_drw(0.8)
+    assert (plain.loss, plain.epochs, reweighted.loss, reweighted.epochs) == (losses.ldam_loss, 8, losses.ldam_loss, 2)
     for phase in (plain, reweighted):
         assert set(phase.options) == {"margins", "class_weights"}
         np.testing.assert_allclose(phase.options["margins"], [15.0, 7.5, 5.0], rtol=1e-12)  # 30 * margins
@@ -128,26 +124,34 @@ def test_ldam_drw_is_plain_ldam_then_class_balanced_ldam():
 
 @pytest.mark.parametrize("epochs, drw_start, plain_epochs", [(10, 0.8, 8), (5, 0.8, 4), (3, 0.34, 1), (7, 0.9, 6)])
 def test_ldam_drw_splits_the_epochs_at_drw_start(epochs, drw_start, plain_epochs):
-    phases = training_phases(variant("ldam_drw", epochs), ldam_params(drw_start), LDAM_COUNTS)
-    assert [phase.epochs for phase in phases] == [plain_epochs, epochs - plain_epochs]
+    assert [phase.epochs for phase in ldam_drw(drw_start, epochs)] == [plain_epochs, epochs - plain_epochs]
 
 
 def test_ldam_drw_with_drw_start_1_never_reweights():
-    (phase,) = training_phases(variant("ldam_drw", 10), ldam_params(1.0), LDAM_COUNTS)
+    (phase,) = ldam_drw(1.0)
     assert phase.epochs == 10 and phase.options["class_weights"] == (1.0, 1.0, 1.0)
 
 
 def test_ldam_drw_with_drw_start_0_reweights_from_the_start():
-    (phase,) = training_phases(variant("ldam_drw", 10), ldam_params(0.0), LDAM_COUNTS)
+    (phase,) = ldam_drw(0.0)
     assert phase.epochs == 10 and phase.options["class_weights"][0] > 1
+
+
+def test_only_ldam_drw_asks_for_the_cosine_head_with_its_scale():
+    assert REMEDIES["ldam_drw"].head_scale(ldam_params(0.8)) == 30.0
+    others = {"cross_entropy": CrossEntropyParams(), "focal": FocalParams(gamma=2.0),
+              "focal_curriculum": FocalCurriculumParams(gammas=(1.0,), epochs_per_gamma=1),
+              "class_balanced": ClassBalancedParams(beta=0.9), "logit_adjusted": LogitAdjustedParams(tau=1.0)}
+    assert set(others) | {"ldam_drw"} == set(REMEDIES)
+    assert all(REMEDIES[name].head_scale(params) is None for name, params in others.items())
 
 
 # --- Phase ------------------------------------------------------------------------------------------------------
 
-def test_loss_fn_binds_the_registered_loss_with_tuples_as_float32_tensors():
-    phase = Phase("logit_adjusted", 2, {"log_prior": (math.log(0.25), math.log(0.75)), "tau": 1.5})
+def test_loss_fn_binds_the_loss_with_tuples_as_float32_tensors():
+    phase = Phase(losses.logit_adjusted_loss, 2, {"log_prior": (math.log(0.25), math.log(0.75)), "tau": 1.5})
     loss_fn = phase.loss_fn()
-    assert isinstance(loss_fn, functools.partial) and loss_fn.func is LOSSES["logit_adjusted"]
+    assert isinstance(loss_fn, functools.partial) and loss_fn.func is losses.logit_adjusted_loss
     assert set(loss_fn.keywords) == {"log_prior", "tau"}
     assert loss_fn.keywords["tau"] == 1.5 and isinstance(loss_fn.keywords["tau"], float)
     prior = loss_fn.keywords["log_prior"]
@@ -160,14 +164,14 @@ def test_loss_fn_binds_the_registered_loss_with_tuples_as_float32_tensors():
 
 
 def test_loss_fn_of_a_plain_phase_is_the_bare_loss():
-    loss_fn = Phase("cross_entropy", 1).loss_fn()
-    assert loss_fn.func is LOSSES["cross_entropy"] and loss_fn.keywords == {}
+    loss_fn = Phase(losses.cross_entropy, 1).loss_fn()
+    assert loss_fn.func is losses.cross_entropy and loss_fn.keywords == {}
 
 
 def test_loss_fn_of_each_ldam_drw_phase_evaluates():
     labels = paddle.to_tensor([0, 2], dtype="int64")
     logits = paddle.to_tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]], dtype="float32")
-    plain, reweighted = training_phases(variant("ldam_drw", 10), ldam_params(0.8), LDAM_COUNTS)
+    plain, reweighted = ldam_drw(0.8)
     # Image 0: true logit 1 - 15, image 1: 0.5 - 5; plain weights 1, then class_balanced weights.
     ce = [math.log(math.exp(-14) + 1 + math.exp(-1)) + 14, math.log(math.exp(-4.5) + 2 * math.exp(0.5)) + 4.5]
     weights = class_balanced_weights(LDAM_COUNTS, 0.9)
@@ -177,37 +181,35 @@ def test_loss_fn_of_each_ldam_drw_phase_evaluates():
 
 
 def test_log_columns_keep_the_scalar_options_only():
-    assert Phase("cross_entropy", 1).log_columns() == {}
-    assert Phase("focal", 1, {"gamma": 2.0}).log_columns() == {"gamma": 2.0}
-    assert Phase("logit_adjusted", 1, {"log_prior": (-1.0, -0.5), "tau": 1.0}).log_columns() == {"tau": 1.0}
-    assert Phase("ldam", 1, {"margins": (1.0, 2.0), "class_weights": (1.0, 1.0)}).log_columns() == {}
+    assert Phase(losses.cross_entropy, 1).log_columns() == {}
+    assert Phase(losses.focal_loss, 1, {"gamma": 2.0, "detach_factor": True}).log_columns() == {"gamma": 2.0}
+    assert Phase(losses.logit_adjusted_loss, 1, {"log_prior": (-1.0, -0.5), "tau": 1.0}).log_columns() == {"tau": 1.0}
+    assert Phase(losses.ldam_loss, 1, {"margins": (1.0, 2.0), "class_weights": (1.0, 1.0)}).log_columns() == {}
 
 
-def test_cosine_scale_only_for_ldam_drw():
-    assert cosine_scale(variant("ldam_drw"), ldam_params(0.8)) == 30.0
-    assert cosine_scale(variant("cross_entropy"), P.CrossEntropyParams()) is None
-    assert cosine_scale(variant("focal"), P.FocalParams(gamma=2.0)) is None
-    assert cosine_scale(variant("class_balanced"), P.ClassBalancedParams(beta=0.9)) is None
-    assert cosine_scale(variant("logit_adjusted"), P.LogitAdjustedParams(tau=1.0)) is None
+def test_describe_names_the_loss_and_its_scalar_options():
+    assert Phase(losses.focal_loss, 1, {"gamma": 0.5, "detach_factor": False}).describe() == "focal_loss, gamma 0.5"
+    assert Phase(losses.cross_entropy, 3).describe() == "cross_entropy"
 
 
 # --- the real params.yaml ---------------------------------------------------------------------------------------
 
 # Roughly the fixed subset: 10% of digits 0-4, all of 5-9.
 SUBSET_COUNTS = np.array([592, 674, 596, 613, 584, 5421, 5918, 6265, 5851, 5949])
+LOSS_FUNCTIONS = {function for _, function in inspect.getmembers(losses, inspect.isfunction)
+                  if function.__module__ == losses.__name__ and not function.__name__.startswith("_")}
 
 
-def test_every_variant_of_params_yaml_yields_registered_phases(project_root):
-    params = P.read_params(project_root / "params.yaml")
+def test_every_variant_of_params_yaml_yields_phases_of_real_losses(project_root):
     logits = paddle.to_tensor(np.linspace(-1, 1, 3 * NUM_CLASSES).reshape(3, NUM_CLASSES), dtype="float32")
     labels = paddle.to_tensor([0, 5, 9], dtype="int64")
-    for name, settings in P.variants(params).items():
-        loss_params = P.loss_params(params, settings.loss)
-        phases = training_phases(settings, loss_params, SUBSET_COUNTS)
-        assert phases and all(phase.loss in LOSSES and phase.epochs > 0 for phase in phases), name
-        if settings.loss == "focal_curriculum":
-            assert sum(p.epochs for p in phases) == len(loss_params.gammas) * loss_params.epochs_per_gamma
+    for name, variant in load_variants(read_params(project_root / "params.yaml")).items():
+        phases = variant.phases(SUBSET_COUNTS)
+        assert phases and all(phase.loss in LOSS_FUNCTIONS and phase.epochs > 0 for phase in phases), name
+        if variant.remedy.fixed_length:
+            curriculum = variant.loss_params
+            assert sum(p.epochs for p in phases) == len(curriculum.gammas) * curriculum.epochs_per_gamma
         else:
-            assert sum(p.epochs for p in phases) == settings.epochs, name
+            assert sum(p.epochs for p in phases) == variant.epochs, name
         for phase in phases:
             assert math.isfinite(phase.loss_fn()(logits, labels).item()), (name, phase)

@@ -1,22 +1,26 @@
 """Interruption and resume: a training stage killed (SIGKILL) or interrupted (Ctrl-C) in the middle of the
-focal curriculum resumes from its last checkpoint and ends exactly like an uninterrupted run."""
+focal curriculum resumes from its last checkpoint and ends exactly like an uninterrupted run: the same weights,
+the same log and the same summary, including how many minority images it has seen (the per-batch protocol
+shows a few more each epoch, so a resumed run that forgot them would report fewer)."""
 
 import json
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import paddle
 import pytest
-import yaml
+import stage_project
 
-from stages import params as P
-from stages.data import load_split, to_model_input
-from stages.remedies import Phase
+from stages.lib import losses
+from stages.lib import params as P
+from stages.lib.data import TrainingSet, load_split, to_model_input
+from stages.lib.remedies import Phase
+from stages.lib.samplers import SAMPLERS
 from stages.train import train_model
 
 CHECKPOINT_STATE = Path("data/checkpoints/focal/state.json")
@@ -27,13 +31,11 @@ TRAIN = P.TrainParams(device="cpu", batch_size=100, learning_rate=0.01, momentum
 
 
 def make_project(root: Path, project_root: Path, raw_dir: Path) -> Path:
-    """A project directory with real MNIST in data/raw, a 2000-image configuration and its subset built."""
-    shutil.copytree(project_root / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    """A project directory with real MNIST in data/raw, a 2000-image per-batch configuration, its subset built."""
+    stage_project.make_project(root, project_root, {
+        "data.train_limit": 2000, "subset.mode": "per_batch", "subset.fraction": 0.1,  # minority in 2 batches of 20
+        "losses.focal_curriculum.gammas": GAMMAS, "losses.focal_curriculum.epochs_per_gamma": EPOCHS_PER_GAMMA})
     shutil.copytree(raw_dir, root / "data" / "raw")
-    params = yaml.safe_load((project_root / "params.yaml").read_text())
-    params["data"]["train_limit"] = 2000
-    params["losses"]["focal_curriculum"].update(gammas=GAMMAS, epochs_per_gamma=EPOCHS_PER_GAMMA)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run([sys.executable, "-m", "stages.subset"], cwd=root, check=True, capture_output=True)
     return root
 
@@ -51,25 +53,26 @@ def finish_training(root: Path) -> str:
 
 
 def stop_mid_curriculum(process: subprocess.Popen, root: Path, sig: int) -> int:
-    """Send `sig` once the checkpoint holds at least one finished gamma and the run is not over."""
-    state_path = root / CHECKPOINT_STATE
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if state_path.exists() and len(json.loads(state_path.read_text())["history"]) > EPOCHS_PER_GAMMA:
+    """Send `sig` once the run has finished its first gamma, then wait for it to end; return its status.
+
+    The run's own progress lines say when: each is printed after that epoch's checkpoint is saved. The
+    checkpoint itself is read only after the process has ended, never while it is being replaced.
+    """
+    for line in process.stderr:
+        done = re.match(r"  epoch (\d+)/", line)
+        if done and int(done[1]) > EPOCHS_PER_GAMMA:
             process.send_signal(sig)
             break
-        time.sleep(0.01)
-    process.communicate(timeout=60)
-    epochs_done = len(json.loads(state_path.read_text())["history"])
+    process.communicate(timeout=120)
+    epochs_done = len(json.loads((root / CHECKPOINT_STATE).read_text())["history"])
     assert EPOCHS_PER_GAMMA < epochs_done < len(GAMMAS) * EPOCHS_PER_GAMMA, "not stopped mid-curriculum"
     return process.returncode
 
 
-def trained_result(root: Path) -> tuple[dict, list]:
+def trained_result(root: Path) -> tuple[dict, str, dict]:
+    """The weights, the training log and the summary: everything the stage writes."""
     weights = {name: value.numpy() for name, value in paddle.load(str(root / OUTPUTS[0])).items()}
-    log = (root / OUTPUTS[1]).read_text().splitlines()
-    # Everything but the timing columns (seconds, images_per_second).
-    return weights, [line.split(",")[:4] for line in log]
+    return weights, (root / OUTPUTS[1]).read_text(), json.loads((root / OUTPUTS[2]).read_text())
 
 
 @pytest.fixture(scope="module")
@@ -94,31 +97,38 @@ def test_stopped_run_resumes_and_ends_like_an_unbroken_one(tmp_path, project_roo
         assert leftovers(root) == []
     log = finish_training(root)
     assert "resuming from data/checkpoints/focal after epoch" in log
-    weights, epochs = trained_result(root)
-    expected_weights, expected_epochs = uninterrupted
+    weights, epochs, summary = trained_result(root)
+    expected_weights, expected_epochs, expected_summary = uninterrupted
     assert epochs == expected_epochs
+    assert summary == expected_summary
     for name, value in expected_weights.items():
         np.testing.assert_array_equal(weights[name], value, err_msg=name)
     assert leftovers(root) == [] and not (root / "data" / "checkpoints" / "focal").exists()
 
 
-def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, raw_dir):
+def test_a_checkpoint_of_another_configuration_is_not_resumed(tmp_path, raw_dir, capsys):
     images, labels = load_split("train", 300, raw_dir=raw_dir)
-    images = to_model_input(images, (-1.0, 1.0))
+    data = TrainingSet(to_model_input(images, (-1.0, 1.0)), labels, (0, 1, 2, 3, 4), keep_minority_every=1)
     checkpoint = tmp_path / "checkpoint"
-    train_model(images=images, labels=labels, phases=[Phase("focal", 1, {"gamma": 2.0})], train=TRAIN, seed=0,
-                checkpoint_dir=checkpoint)
+
+    def train(gamma: float) -> list[dict]:
+        phases = [Phase(losses.focal_loss, 1, {"gamma": gamma, "detach_factor": False})]
+        return train_model(data, phases, TRAIN, seed=0, sampler=SAMPLERS["shuffle"], checkpoint_dir=checkpoint)[1]
+
+    train(2.0)
     assert len(json.loads((checkpoint / "state.json").read_text())["history"]) == 1
-    # Another gamma: the saved epoch must not count towards this run.
-    _, history = train_model(images=images, labels=labels, phases=[Phase("focal", 1, {"gamma": 1.0})], train=TRAIN,
-                             seed=0, checkpoint_dir=checkpoint)
-    assert [row["gamma"] for row in history] == [1.0]
+    # The same configuration resumes it, with nothing left to train; another gamma must not count the saved epoch.
+    capsys.readouterr()
+    assert [row["gamma"] for row in train(2.0)] == [2.0]
+    assert "resuming from" in capsys.readouterr().err
+    assert [row["gamma"] for row in train(1.0)] == [1.0]
+    assert "ignoring the checkpoint" in capsys.readouterr().err
 
 
 def test_a_checkpoint_left_by_other_code_is_not_resumed(tmp_path, project_root, raw_dir):
     root = make_project(tmp_path, project_root, raw_dir)
     stop_mid_curriculum(start_training(root), root, signal.SIGKILL)
-    with open(root / "stages" / "losses.py", "a") as source:
+    with open(root / "stages" / "lib" / "losses.py", "a") as source:
         source.write("\n# an edit after the crash\n")
     log = finish_training(root)
     assert "ignoring the checkpoint in data/checkpoints/focal" in log and "resuming" not in log

@@ -3,14 +3,17 @@
 import numpy as np
 import pytest
 
-from stages.samplers import SAMPLERS, batch_plan, class_balanced_order, expected_class_counts, shuffle_order
+from stages.lib.samplers import (SAMPLERS, Sampler, balanced_class_counts, batch_plan, class_balanced_order,
+                                 expected_class_counts, present_class_counts, shuffle_order)
 
 # 10 images of digit 0 and 900 of digit 5, interleaved so that a class's images are not one block.
 IMBALANCED = np.random.default_rng(123).permutation(np.array([0] * 10 + [5] * 900))
 
 
 def test_registry():
-    assert SAMPLERS == {"shuffle": shuffle_order, "class_balanced": class_balanced_order}
+    assert SAMPLERS["shuffle"] == Sampler(shuffle_order, present_class_counts)
+    assert SAMPLERS["class_balanced"] == Sampler(class_balanced_order, balanced_class_counts)
+    assert set(SAMPLERS) == {"shuffle", "class_balanced"}
 
 
 def test_shuffle_order_is_a_permutation_reproducible_from_the_rng():
@@ -123,7 +126,7 @@ IS_MINORITY = LABELS < 2
     ("class_balanced", 10, [5, 5, 0, 0, 0, 50, 0, 50, 0, 0]),
 ])
 def test_expected_class_counts_by_hand(sampler, k, expected):
-    counts = expected_class_counts(LABELS, IS_MINORITY, sampler=sampler, keep_minority_every=k, batch_size=10)
+    counts = expected_class_counts(SAMPLERS[sampler], LABELS, IS_MINORITY, keep_minority_every=k, batch_size=10)
     np.testing.assert_allclose(counts, expected, rtol=1e-12)
 
 
@@ -134,11 +137,10 @@ def test_expected_class_counts_match_the_batches_actually_trained(sampler):
     epochs = 400
     total = np.zeros(10)
     for _ in range(epochs):
-        order = SAMPLERS[sampler](LABELS, rng)
+        order = SAMPLERS[sampler].order(LABELS, rng)
         trained, _ = batch_plan(order, IS_MINORITY, batch_size=10, keep_minority_every=10)
         total += np.bincount(LABELS[trained], minlength=10)
-    expected = expected_class_counts(LABELS, IS_MINORITY, sampler=sampler, keep_minority_every=10,
-                                     batch_size=10)
+    expected = expected_class_counts(SAMPLERS[sampler], LABELS, IS_MINORITY, keep_minority_every=10, batch_size=10)
     # Per class and epoch the count varies by at most ~7 (sd); over 400 epochs the mean's sd is < 0.4.
     np.testing.assert_allclose(total / epochs, expected, atol=2.0)
 
@@ -151,7 +153,7 @@ def test_expected_class_counts_when_the_batches_are_not_a_multiple_of_k():
     rng = np.random.default_rng(0)
     kept = [np.count_nonzero(is_minority[batch_plan(shuffle_order(labels, rng), is_minority, batch_size=100,
                                                     keep_minority_every=10)[0]]) for _ in range(2000)]
-    expected = expected_class_counts(labels, is_minority, sampler="shuffle", keep_minority_every=10,
+    expected = expected_class_counts(SAMPLERS["shuffle"], labels, is_minority, keep_minority_every=10,
                                      batch_size=100)
     assert np.mean(kept) == pytest.approx(expected[0], abs=1.0)
     assert expected[5] == 200

@@ -1,10 +1,13 @@
 """The imbalanced training subset: exact per-class counts, all majority images, reproducible from the seed."""
 
+import zipfile
+
 import numpy as np
 import pytest
 
-from stages.data import load_split
-from stages.subset import build_subset, class_counts
+from stages.lib.data import DataError, TrainingSelection, load_selection, load_split, save_selection
+from stages.lib.params import SubsetParams
+from stages.subset import build_selections, build_subset, class_counts
 
 MINORITY = (0, 1, 2, 3, 4)
 # round(0.1 x count) for digits 0-4 with the real counts 5923 6742 5958 6131 5842 (shared/README.md):
@@ -58,3 +61,33 @@ def test_class_counts_has_one_key_per_digit():
     assert class_counts(np.array([0, 0, 3, 9, 3, 3])) == {
         "class_0": 2, "class_1": 0, "class_2": 0, "class_3": 3, "class_4": 0,
         "class_5": 0, "class_6": 0, "class_7": 0, "class_8": 0, "class_9": 1}
+
+
+def test_fixed_mode_trains_the_subset_draw_on_every_batch(train_labels, subset):
+    selections = build_selections(train_labels, SubsetParams(MINORITY, 0.1, "fixed"), seed=0)
+    np.testing.assert_array_equal(selections["subset"].indices, subset)
+    np.testing.assert_array_equal(selections["full"].indices, np.arange(len(train_labels)))
+    assert {name: (s.minority_classes, s.keep_minority_every) for name, s in selections.items()} == {
+        "full": (MINORITY, 1), "subset": (MINORITY, 1)}
+
+
+def test_per_batch_mode_keeps_every_image_and_the_minority_in_every_tenth_batch(train_labels):
+    selections = build_selections(train_labels, SubsetParams(MINORITY, 0.1, "per_batch"), seed=0)
+    np.testing.assert_array_equal(selections["subset"].indices, np.arange(len(train_labels)))
+    assert selections["subset"].keep_minority_every == 10 and selections["full"].keep_minority_every == 1
+
+
+def test_a_saved_selection_loads_back_and_carries_no_time_of_writing(tmp_path):
+    # np.savez would stamp each zip entry with the time of writing; then every rerun of the subset stage would
+    # change the training sets' bytes, and DVC would retrain every variant.
+    selection = TrainingSelection(np.array([3, 5, 8], dtype=np.int64), (0, 4), 10)
+    path = tmp_path / "subset.npz"
+    save_selection(path, selection)
+    with zipfile.ZipFile(path) as archive:
+        assert {entry.date_time for entry in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    loaded = load_selection(path, split_size=9)
+    np.testing.assert_array_equal(loaded.indices, selection.indices)
+    assert (loaded.minority_classes, loaded.keep_minority_every) == ((0, 4), 10)
+    with pytest.raises(DataError, match=r"indexes image 8 of a 8-image training split: it was built for another "
+                                        r"data.train_limit; run `dvc repro subset`"):
+        load_selection(path, split_size=8)

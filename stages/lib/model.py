@@ -49,11 +49,13 @@ class LeNet(nn.Layer):
 
 
 def _max_pool(x: paddle.Tensor) -> paddle.Tensor:
-    """2x2 max-pool, stride 2. With return_mask=True Paddle's CPU backward scatters through the saved argmax
-    instead of searching each window again: about 3x cheaper at 24x24, and the same first maximum, so the
-    same values and gradients (tests/test_model.py)."""
-    pooled, _ = F.max_pool2d(x, kernel_size=2, stride=2, return_mask=True)
-    return pooled
+    """2x2 max-pool, stride 2.
+
+    Not max_pool2d(..., return_mask=True), although its CPU backward is about 3x cheaper: it skips NaN, so an
+    all-NaN window gives -3.4e38 and a mask of -1, and the backward through that mask writes out of bounds
+    (heap corruption, a crash or a hang) instead of the NaN reaching the loss and stopping the stage.
+    """
+    return F.max_pool2d(x, kernel_size=2, stride=2)
 
 
 def _add_per_channel(x: paddle.Tensor, bias: paddle.Tensor) -> paddle.Tensor:
