@@ -3,9 +3,13 @@
 
 import subprocess
 
+import pytest
 import yaml
 
 from pipeline_repo import make_repo, stages_run
+
+# The dvc orchestration itself: CI runs it under one Paddle build (see .ci/run).
+pytestmark = pytest.mark.dvc_pipeline
 
 VARIANTS = ("baseline", "focal")
 

@@ -16,6 +16,9 @@ from stage_project import with_keys
 
 from pipeline_repo import TEST_IMAGES, copy_repo, stages_run
 
+# The dvc orchestration itself: CI runs it under one Paddle build (see .ci/run).
+pytestmark = pytest.mark.dvc_pipeline
+
 PARAMS = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
 VARIANTS = tuple(PARAMS["variants"])
 METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "test_loss", "minority_accuracy",

@@ -17,6 +17,9 @@ import yaml
 
 from pipeline_repo import Runner, copy_repo, stages_run
 
+# The dvc orchestration itself: CI runs it under one Paddle build (see .ci/run).
+pytestmark = pytest.mark.dvc_pipeline
+
 VARIANTS = ("baseline", "reduced", "focal", "ldam_drw")
 # Every file a run produces that a checkout or a pull must bring back byte for byte: the DVC-cached weights and
 # training sets, and the git-tracked metrics and training logs.
