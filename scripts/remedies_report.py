@@ -68,7 +68,9 @@ RUNS_FILE = "remedies_runs.csv"  # in the output directory: read, merged with dv
 METRIC_COLUMNS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy",
                   "minority_accuracy": "digits_0_4", "majority_accuracy": "digits_5_9",
                   "logit_adjusted.accuracy": "posthoc_la_accuracy",
-                  "logit_adjusted.minority_accuracy": "posthoc_la_0_4", "distinct_minority_seen": "distinct_0_4_seen",
+                  "logit_adjusted.minority_accuracy": "posthoc_la_0_4",
+                  "logit_adjusted.balanced_accuracy": "posthoc_la_balanced",
+                  "logit_adjusted.majority_accuracy": "posthoc_la_5_9", "distinct_minority_seen": "distinct_0_4_seen",
                   "epochs": "epochs", "seed": "seed", "keep_minority_every": "keep_minority_every",
                   "test_loss": "test_loss"}
 PERCENT_COLUMNS = ("accuracy", "balanced_accuracy", "digits_0_4", "digits_5_9", "posthoc_la_accuracy",
@@ -76,8 +78,10 @@ PERCENT_COLUMNS = ("accuracy", "balanced_accuracy", "digits_0_4", "digits_5_9", 
 VALIDATION_COLUMNS = ("accuracy", "balanced_accuracy", "digits_0_4")
 SETTING_COLUMNS = ("train_set", "loss", "sampler")
 INTEGER_COLUMNS = ("seed", "epochs", "distinct_0_4_seen", "keep_minority_every")
+# Post-hoc metrics the tables show only in a row of their own (POSTHOC); runs files from before them lack them.
+LATER_COLUMNS = ("posthoc_la_balanced", "posthoc_la_5_9")
 RUN_COLUMNS = ("variant", "protocol", "evaluated_on", "seed", "epochs", *SETTING_COLUMNS, *PERCENT_COLUMNS,
-               "distinct_0_4_seen", "keep_minority_every", "test_loss", "experiment")
+               *LATER_COLUMNS, "distinct_0_4_seen", "keep_minority_every", "test_loss", "experiment")
 EVALUATED_ON = ("test", "validation")
 CONFIDENCE = 0.95
 PLAIN_LOSS = "cross_entropy"  # the remedy of the references: none (stages/lib/remedies.py)
@@ -87,6 +91,12 @@ SUBSET_KEYS = ("fraction", "minority_classes")  # the subset settings a subset v
 # Labels whose setting was picked by looking at test accuracy, before there was a validation split (README.md,
 # "Results"): s = 10 from a probe that printed test accuracy; 120 epochs after the 10-epoch run led the table.
 CHOSEN_ON_TEST = ("ldam_drw [losses.ldam_drw.scale=10.0]", "resampled [variants.resampled.epochs=120.0]")
+# Post-hoc logit adjustment as a remedy of its own: a run's label shows a changed tau (POSTHOC_KEY), and the row
+# "<label> + post-hoc LA" holds that run's post-hoc metrics as its accuracies (tau chosen on validation).
+POSTHOC_KEY = "evaluate.logit_adjustment_tau"
+POSTHOC = " + post-hoc LA"
+POSTHOC_AS = {"accuracy": "posthoc_la_accuracy", "balanced_accuracy": "posthoc_la_balanced",
+              "digits_0_4": "posthoc_la_0_4", "digits_5_9": "posthoc_la_5_9"}
 TUNED, DEFAULT, EXPLORATORY, OTHER = "validation-tuned", "paper default", "exploratory (chosen on test)", "other"
 # Test accuracy (%) the course report gives for the models it trained; a reference, not a parameter.
 REPORT_ACCURACY = {("baseline", "full"): 98.7, ("reduced", "per_batch"): 92.0, ("focal", "per_batch"): 98.0}
@@ -136,6 +146,9 @@ def describe_variant(row: dict, params: dict, name: str) -> tuple[str, dict] | N
     if settings["train_set"] == "subset":
         expected |= {f"subset.{key}": (params.get("subset") or {}).get(key) for key in SUBSET_KEYS}
         found |= {f"subset.{key}": value for key, value in _section(row, "subset.").items() if key in SUBSET_KEYS}
+    expected[POSTHOC_KEY] = (params.get("evaluate") or {}).get("logit_adjustment_tau")
+    if _canonical(row.get(POSTHOC_KEY)) is not None:
+        found[POSTHOC_KEY] = _canonical(row[POSTHOC_KEY])
     changed = [f"{key}={_format(value)}" for key, value in found.items() if value != _canonical(expected.get(key))]
     label = name + (f" [{', '.join(changed)}]" if changed else "")
     return label, {column: settings[column] for column in SETTING_COLUMNS}
@@ -167,10 +180,10 @@ def read_runs(path: Path, params: dict) -> pd.DataFrame:
     for column in SETTING_COLUMNS:
         if column not in runs:
             runs[column] = [_setting_from_label(label, column, params) for label in runs["variant"]]
-    missing = sorted(set(RUN_COLUMNS) - set(runs))
+    missing = sorted(set(RUN_COLUMNS) - set(LATER_COLUMNS) - set(runs))
     if missing:
         raise SystemExit(f"{path}: no column {missing[0]}; rebuild it with --fresh from the experiments")
-    return _typed(runs[list(RUN_COLUMNS)])
+    return _typed(runs.reindex(columns=list(RUN_COLUMNS)))
 
 
 def merge_runs(committed: pd.DataFrame, found: pd.DataFrame, params: dict) -> pd.DataFrame:
@@ -180,7 +193,8 @@ def merge_runs(committed: pd.DataFrame, found: pd.DataFrame, params: dict) -> pd
         return no_runs()
     runs = pd.concat(parts, ignore_index=True)
     runs["name"] = runs["variant"].map(variant_name)
-    runs = runs.drop_duplicates(["name", "protocol", "evaluated_on", "seed", "test_loss"])
+    runs["tau"] = runs["variant"].map(lambda label: label_changes(label).get(POSTHOC_KEY))  # one model, many taus
+    runs = runs.drop_duplicates(["name", "tau", "protocol", "evaluated_on", "seed", "test_loss"])
     runs = runs.sort_values("found", ascending=False, kind="stable")
     same_seed = ["variant", "protocol", "evaluated_on", "seed"]
     redone = runs.duplicated(same_seed)
@@ -222,21 +236,43 @@ def summarize(runs: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=names)
 
 
+def with_posthoc_rows(runs: pd.DataFrame, derive: pd.Series) -> pd.DataFrame:
+    """`runs` less the labels that change only the post-hoc tau (their plain metrics are their parent's), plus,
+    for each run where `derive` holds, a run `<label> + post-hoc LA` whose accuracies are its post-hoc ones."""
+    derived = runs[derive].assign(variant=runs["variant"] + POSTHOC, loss=runs["loss"] + POSTHOC)
+    for column, source in POSTHOC_AS.items():
+        derived[column] = derived[source]
+    derived[["posthoc_la_accuracy", "posthoc_la_0_4", *LATER_COLUMNS]] = math.nan
+    plain = runs[runs["variant"].map(_without_tau) == runs["variant"]]
+    return pd.concat([plain, derived]).sort_index(kind="stable").reset_index(drop=True)
+
+
 def validation_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The validation runs per label and protocol, with the setting chosen per variant name and protocol."""
-    table = summarize(runs[runs["evaluated_on"] == "validation"], VALIDATION_COLUMNS)
+    """The validation runs per label and protocol, with the setting chosen per variant name and protocol; a label
+    whose post-hoc tau was swept (another run differs from it in that alone) also gets its post-hoc row."""
+    runs = runs[runs["evaluated_on"] == "validation"]
+    parent = runs["variant"].map(_without_tau)
+    swept = runs.assign(parent=parent).groupby(["parent", "protocol"])["variant"].transform("nunique") >= 2
+    table = summarize(with_posthoc_rows(runs, swept), VALIDATION_COLUMNS)
     table["chosen"] = False
-    for _, group in table.groupby([table["variant"].map(variant_name), table["protocol"]]):
+    for _, group in table.groupby([table["variant"].map(_choice_group), table["protocol"]]):
         if len(group) >= 2:  # one setting alone is not a choice
             table.loc[group["balanced_accuracy_mean"].idxmax(), "chosen"] = True
     return table
 
 
+def test_runs(runs: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
+    """The test runs, with the post-hoc row of each label whose post-hoc row validation chose."""
+    runs = runs[runs["evaluated_on"] == "test"]
+    return with_posthoc_rows(runs, (runs["variant"] + POSTHOC).isin(_chosen(validation)))
+
+
 def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd.DataFrame:
     """The test runs per label and protocol: status, equal-budget references, gap recovered, the report's figure."""
-    table = summarize(runs[runs["evaluated_on"] == "test"], PERCENT_COLUMNS)
-    chosen = set(validation.loc[validation["chosen"], "variant"])
-    table["status"] = [TUNED if label in chosen else DEFAULT if label in params["variants"]
+    table = summarize(test_runs(runs, validation), PERCENT_COLUMNS)
+    chosen = _chosen(validation)
+    table["status"] = [f"{TUNED} (= {DEFAULT})" if label in chosen and label in params["variants"]
+                       else TUNED if label in chosen else DEFAULT if label in params["variants"]
                        else EXPLORATORY if label in CHOSEN_ON_TEST else OTHER for label in table["variant"]]
     table["full_reference"] = [_reference(table, row, "full", "full") for row in table.itertuples()]
     table["reduced_reference"] = [_reference(table, row, "subset", "fixed") for row in table.itertuples()]
@@ -250,17 +286,17 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     return table
 
 
-def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+def paired_table(runs: pd.DataFrame, table: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
     """Paired differences of test accuracy (points): the curriculum against cross-entropy, the best remedy
     against full data at each budget, detached focal factor against not."""
-    records = []
+    runs, records = test_runs(runs, validation), []
     for row in table[(table["loss"] == CURRICULUM_LOSS) & (table["protocol"] == "fixed")].itertuples():
         records.append(_paired(runs, "focal curriculum vs cross-entropy, same epochs", (row.variant, row.protocol),
                                row.reduced_reference and (row.reduced_reference, "fixed"),
                                f"no fixed-subset {row.epochs}-epoch run"))
     remedies = table[(table["train_set"] == "subset") & (table["protocol"] == "fixed")
                      & ((table["loss"] != PLAIN_LOSS) | (table["sampler"] != DEFAULT_SAMPLER))
-                     & table["status"].isin([DEFAULT, TUNED])]
+                     & ~table["status"].isin([EXPLORATORY, OTHER])]
     for epochs, group in remedies.groupby("epochs"):
         best = group.loc[group["accuracy_mean"].idxmax()]
         records.append(_paired(runs, f"best {epochs}-epoch remedy vs full data", (best["variant"], "fixed"),
@@ -358,6 +394,21 @@ def label_changes(label: str) -> dict[str, str]:
         return {}
     inside = label.split(" [", 1)[1].removesuffix("]")
     return dict(item.split("=", 1) for item in re.split(r", (?=[A-Za-z_][\w.]*=)", inside))
+
+
+def _without_tau(label: str) -> str:
+    """The label of the run whose model a post-hoc tau sweep shares: the label without POSTHOC_KEY."""
+    changes = label_changes(label)
+    return _label(variant_name(label), {key: value for key, value in changes.items() if key != POSTHOC_KEY})
+
+
+def _choice_group(label: str) -> str:
+    """What validation chooses among: the settings of a variant, or (post-hoc rows) its post-hoc taus."""
+    return variant_name(label.removesuffix(POSTHOC)) + (POSTHOC if label.endswith(POSTHOC) else "")
+
+
+def _chosen(validation: pd.DataFrame) -> set[str]:
+    return set(validation.loc[validation["chosen"], "variant"])
 
 
 def _label(name: str, changes: dict[str, str]) -> str:
@@ -492,11 +543,14 @@ def _typed(runs: pd.DataFrame) -> pd.DataFrame:
     unknown = set(runs["evaluated_on"]) - set(EVALUATED_ON)
     if unknown:
         raise SystemExit(f"evaluated_on {sorted(unknown)[0]!r} is not known; expected one of {list(EVALUATED_ON)}")
+    runs = runs.assign(**{column: math.nan for column in LATER_COLUMNS if column not in runs})
     return runs.astype({column: "Int64" for column in INTEGER_COLUMNS})
 
 
 def _mean_interval(row, column: str) -> str:
     mean, half_width = getattr(row, f"{column}_mean"), getattr(row, f"{column}_ci95")
+    if pd.isna(mean):
+        return "-"
     return f"{100 * mean:.2f}" + ("" if pd.isna(half_width) else f" ± {100 * half_width:.2f}")
 
 
@@ -508,7 +562,7 @@ def build_report(runs: pd.DataFrame, params: dict, out: Path) -> str:
     """Writes remedies.md, remedies.csv and remedies.png from `runs` into `out`; returns the markdown."""
     validation = validation_table(runs)
     table = test_table(runs, params, validation)
-    text = markdown(table, paired_table(runs, table), validation)
+    text = markdown(table, paired_table(runs, table, validation), validation)
     write_text(out / "remedies.md", text)
     with atomic_path(out / "remedies.csv") as tmp:
         table.to_csv(tmp, index=False)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 SCRIPT = Path(__file__).parents[1] / "scripts" / "remedies_report.py"
+POSTHOC_TAU = "params.yaml:evaluate.logit_adjustment_tau"
 T_975_2 = 4.302653  # Student t quantile 0.975 with 2 degrees of freedom, from a printed table
 PARAMS = {"variants": {"baseline": {"train_set": "full", "loss": "cross_entropy", "epochs": 10},
                        "reduced": {"train_set": "subset", "loss": "cross_entropy", "epochs": 10},
@@ -83,7 +84,7 @@ def test_test_table_shows_the_interval_and_none_for_one_seed(report):
                       run("baseline", 0, 0.97))
     table = report.test_table(runs, PARAMS, report.validation_table(runs)).set_index("variant")
     assert table.loc["reduced", "accuracy_ci95"] == pytest.approx(T_975_2 * 0.02 / math.sqrt(3), rel=1e-6)
-    text = report.markdown(table.reset_index(), report.paired_table(runs, table.reset_index()),
+    text = report.markdown(table.reset_index(), report.paired_table(runs, table.reset_index(), report.validation_table(runs)),
                            report.validation_table(runs))
     assert "| reduced | fixed | 3 | 10 | paper default | 92.00 ± 4.97 |" in text  # 4.3027 * 2 / sqrt(3) points
     assert "| baseline | full | 1 | 10 | paper default | 97.00 | " in text
@@ -109,7 +110,7 @@ def test_a_missing_reference_is_named_not_replaced(report):
     focal = table.set_index("variant").loc["focal"]
     assert focal["reference"] == "no full-data 120-epoch run / reduced_120"
     assert math.isnan(focal["gap_recovered"])
-    best_120 = report.paired_table(runs, table).set_index("comparison").loc["best 120-epoch remedy vs full data"]
+    best_120 = report.paired_table(runs, table, report.validation_table(runs)).set_index("comparison").loc["best 120-epoch remedy vs full data"]
     assert best_120["b"] == "no full-data 120-epoch run" and best_120["paired_seeds"] == 0
 
 
@@ -121,7 +122,7 @@ def test_paired_differences_by_hand(report):
                       *(run("focal [losses.focal_curriculum.detach_factor=true]", seed, accuracy, epochs=120)
                         for seed, accuracy in enumerate([0.965, 0.99])))
     table = report.test_table(runs, PARAMS, report.validation_table(runs))
-    paired = report.paired_table(runs, table).set_index(["comparison", "a"])
+    paired = report.paired_table(runs, table, report.validation_table(runs)).set_index(["comparison", "a"])
     curriculum = paired.loc[("focal curriculum vs cross-entropy, same epochs", "focal (fixed)")]
     assert curriculum["paired_seeds"] == 2
     assert curriculum["difference_mean"] == pytest.approx(1.5)
@@ -248,3 +249,34 @@ def test_evaluated_on_is_read_from_the_metrics_file_of_each_run(report, tmp_path
     assert committed["metrics/ldam_drw.json:evaluated_on"] == "validation"
     assert committed["metrics/reduced.json:evaluated_on"] == "test"
     assert "metrics/focal.json:evaluated_on" not in committed  # not run there
+
+
+def test_posthoc_tau_swept_on_validation_becomes_a_row_of_its_own(report):
+    """Every tau shares one model (same test loss) yet is its own run; validation chooses the tau by post-hoc
+    balanced accuracy, and the test table shows the chosen tau's post-hoc metrics as a tuned remedy."""
+    params = {**PARAMS, "evaluate": {"logit_adjustment_tau": 1.0}}
+    rows = []
+    for tau, (posthoc, balanced) in {None: (0.95, 0.93), "2.0": (0.94, 0.96), "3.0": (0.80, 0.90)}.items():
+        changes = {POSTHOC_TAU: tau or 1}  # dvc shows every param; 1 is the default 1.0
+        for evaluated_on in ("validation", "test"):
+            part = metrics("reduced", accuracy=0.92, seed=0, evaluated_on=evaluated_on)
+            part |= {"metrics/reduced.json:logit_adjusted.accuracy": posthoc,
+                     "metrics/reduced.json:logit_adjusted.balanced_accuracy": balanced,
+                     "metrics/reduced.json:logit_adjusted.majority_accuracy": 0.97}
+            rows.append(row(f"{tau}-{evaluated_on}", part, **changes))
+    runs = report.merge_runs(report.no_runs(), report.collect_runs(rows, params), params)
+    assert sorted(set(runs["variant"])) == ["reduced", "reduced [evaluate.logit_adjustment_tau=2.0]",
+                                            "reduced [evaluate.logit_adjustment_tau=3.0]"]
+    assert len(runs) == 6  # one model, three taus, two splits: six runs, none merged away
+    validation = report.validation_table(runs).set_index("variant")
+    assert validation["chosen"].to_dict() == {
+        "reduced": False, "reduced + post-hoc LA": False,
+        "reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA": True,
+        "reduced [evaluate.logit_adjustment_tau=3.0] + post-hoc LA": False}
+    assert validation.loc["reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA", "accuracy_mean"] == 0.94
+    table = report.test_table(runs, params, validation.reset_index()).set_index("variant")
+    chosen = table.loc["reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA"]
+    assert list(table.index) == ["reduced", "reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA"]
+    assert (chosen["status"], chosen["accuracy_mean"], chosen["digits_5_9_mean"]) == ("validation-tuned", 0.94, 0.97)
+    assert math.isnan(chosen["posthoc_la_accuracy_mean"])
+    assert table.loc["reduced", "accuracy_mean"] == 0.92
