@@ -22,7 +22,8 @@ variant's settings must retrain it, or the label lands on a copy of the parent's
 keep the params.yaml of when they were collected: after changing a default there, rebuild with --fresh.
 
 Outputs, in the output directory: remedies.md (three tables, accuracies in %), remedies.csv (the test table,
-unrounded), remedies.png (digits 0-4 against digits 5-9 on the test set, error bars the 95% intervals).
+unrounded), remedies.png (digits 0-4 against digits 5-9 on the test set, error bars the 95% intervals); with
+the default output directory, also README.md's copy of remedies.md (between README_MARKERS).
 - Test table (evaluated_on test), per label and protocol: mean and 95% Student t half-width over the seeds
   (t_{0.975, n-1} * sample std / sqrt(n); none for one seed). Gap recovered = (row - reduced_ref) /
   (full_ref - reduced_ref) at an equal budget: full_ref is the full-data, cross-entropy, shuffled run of the
@@ -40,6 +41,10 @@ unrounded), remedies.png (digits 0-4 against digits 5-9 on the test set, error b
 Status of a test row, the first rule that holds: `validation-tuned` (its label was chosen on validation),
 `paper default` (a variant of params.yaml, unchanged), `exploratory (chosen on test)` (in CHOSEN_ON_TEST),
 `other` (a variant an experiment added, a setting that was not chosen, ...).
+
+Post-hoc logit adjustment is a remedy of its own: a run's label shows a changed evaluate.logit_adjustment_tau;
+a label whose tau was swept on validation gets a row `<label> + post-hoc LA` with its post-hoc metrics, chosen
+by post-hoc balanced accuracy; the chosen tau's test runs get that row in the test table.
 """
 
 import argparse
@@ -63,6 +68,8 @@ from stages.lib.files import atomic_path, write_text  # noqa: E402
 from stages.lib.paths import test_metrics_path  # noqa: E402
 
 OUTPUT_DIR = Path("reports")
+# README.md's copy of remedies.md sits between these two lines, rewritten with it (README.md, "Results").
+README, README_MARKERS = Path("README.md"), ("<!-- remedies.md: begin -->", "<!-- remedies.md: end -->")
 RUNS_FILE = "remedies_runs.csv"  # in the output directory: read, merged with dvc's runs, written back
 # metrics/<variant>.json key -> runs file column; accuracies are fractions in [0, 1].
 METRIC_COLUMNS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy",
@@ -570,6 +577,17 @@ def build_report(runs: pd.DataFrame, params: dict, out: Path) -> str:
     return text
 
 
+def update_readme(path: Path, text: str) -> bool:
+    """Puts `text` between README_MARKERS in `path`; False (nothing written) if the file or a marker is missing."""
+    readme = path.read_text() if path.exists() else ""
+    begin, end = README_MARKERS
+    if readme.count(begin) != 1 or readme.count(end) != 1 or readme.index(begin) > readme.index(end):
+        return False
+    head, rest = readme.split(begin)
+    write_text(path, f"{head}{begin}\n{text}{end}{rest.split(end, 1)[1]}")
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", nargs="+", default=["HEAD"],
@@ -593,7 +611,10 @@ def main() -> None:
         raise SystemExit("no finished runs found: run `dvc repro` or the experiments in README.md first")
     with atomic_path(args.out / RUNS_FILE) as tmp:
         runs.to_csv(tmp, index=False)
-    print(build_report(runs, params, args.out), end="")
+    text = build_report(runs, params, args.out)
+    print(text, end="")
+    if args.out == OUTPUT_DIR and update_readme(README, text):
+        print(f"{README}: the tables between {' and '.join(README_MARKERS)} rewritten", file=sys.stderr)
     print(f"{len(runs)} runs ({len(found)} from dvc exp show, before merging) -> {args.out}/remedies.md, "
           f"remedies.csv, remedies.png, {RUNS_FILE}", file=sys.stderr)
 

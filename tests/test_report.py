@@ -280,3 +280,14 @@ def test_posthoc_tau_swept_on_validation_becomes_a_row_of_its_own(report):
     assert (chosen["status"], chosen["accuracy_mean"], chosen["digits_5_9_mean"]) == ("validation-tuned", 0.94, 0.97)
     assert math.isnan(chosen["posthoc_la_accuracy_mean"])
     assert table.loc["reduced", "accuracy_mean"] == 0.92
+
+
+def test_readme_copy_is_rewritten_between_its_markers_only(report, tmp_path):
+    readme = tmp_path / "README.md"
+    begin, end = report.README_MARKERS
+    readme.write_text(f"# Title\n\nintro\n{begin}\nold table\n{end}\n\nafter\n")
+    assert report.update_readme(readme, "| new | table |\n")
+    assert readme.read_text() == f"# Title\n\nintro\n{begin}\n| new | table |\n{end}\n\nafter\n"
+    readme.write_text("no markers\n")
+    assert not report.update_readme(readme, "x\n") and readme.read_text() == "no markers\n"
+    assert not report.update_readme(tmp_path / "missing.md", "x\n")
