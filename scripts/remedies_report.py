@@ -40,7 +40,8 @@ the default output directory, also README.md's copy of remedies.md (between READ
 
 Status of a test row, the first rule that holds: `validation-tuned` (its label was chosen on validation),
 `paper default` (a variant of params.yaml, unchanged), `exploratory (chosen on test)` (in CHOSEN_ON_TEST),
-`other` (a variant an experiment added, a setting that was not chosen, ...).
+`the report's gradient` (a params.yaml variant whose only change is detach_factor=true), `other` (a variant an
+experiment added, a setting that was not chosen, ...).
 
 Post-hoc logit adjustment is a remedy of its own: a run's label shows a changed evaluate.logit_adjustment_tau;
 a label whose tau was swept on validation gets a row `<label> + post-hoc LA` with its post-hoc metrics, chosen
@@ -105,6 +106,7 @@ POSTHOC = " + post-hoc LA"
 POSTHOC_AS = {"accuracy": "posthoc_la_accuracy", "balanced_accuracy": "posthoc_la_balanced",
               "digits_0_4": "posthoc_la_0_4", "digits_5_9": "posthoc_la_5_9"}
 TUNED, DEFAULT, EXPLORATORY, OTHER = "validation-tuned", "paper default", "exploratory (chosen on test)", "other"
+DETACHED = "the report's gradient"  # a paper-default focal row with detach_factor=true, the report's no_grad
 # Test accuracy (%) the course report gives for the models it trained; a reference, not a parameter.
 REPORT_ACCURACY = {("baseline", "full"): 98.7, ("reduced", "per_batch"): 92.0, ("focal", "per_batch"): 98.0}
 
@@ -280,7 +282,8 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     chosen = _chosen(validation)
     table["status"] = [f"{TUNED} (= {DEFAULT})" if label in chosen and label in params["variants"]
                        else TUNED if label in chosen else DEFAULT if label in params["variants"]
-                       else EXPLORATORY if label in CHOSEN_ON_TEST else OTHER for label in table["variant"]]
+                       else EXPLORATORY if label in CHOSEN_ON_TEST else DETACHED if _detached_default(label, params)
+                       else OTHER for label in table["variant"]]
     table["full_reference"] = [_reference(table, row, "full", "full") for row in table.itertuples()]
     table["reduced_reference"] = [_reference(table, row, "subset", "fixed") for row in table.itertuples()]
     accuracy = table.set_index(["variant", "protocol"])["accuracy_mean"].to_dict()
@@ -303,7 +306,7 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame, validation: pd.DataFra
                                f"no fixed-subset {row.epochs}-epoch run"))
     remedies = table[(table["train_set"] == "subset") & (table["protocol"] == "fixed")
                      & ((table["loss"] != PLAIN_LOSS) | (table["sampler"] != DEFAULT_SAMPLER))
-                     & ~table["status"].isin([EXPLORATORY, OTHER])]
+                     & ~table["status"].isin([EXPLORATORY, DETACHED, OTHER])]
     for epochs, group in remedies.groupby("epochs"):
         best = group.loc[group["accuracy_mean"].idxmax()]
         records.append(_paired(runs, f"best {epochs}-epoch remedy vs full data", (best["variant"], "fixed"),
@@ -412,6 +415,13 @@ def _without_tau(label: str) -> str:
 def _choice_group(label: str) -> str:
     """What validation chooses among: the settings of a variant, or (post-hoc rows) its post-hoc taus."""
     return variant_name(label.removesuffix(POSTHOC)) + (POSTHOC if label.endswith(POSTHOC) else "")
+
+
+def _detached_default(label: str, params: dict) -> bool:
+    """A variant of params.yaml whose only change is detach_factor=true."""
+    changes = label_changes(label)
+    return (variant_name(label) in params["variants"] and bool(changes)
+            and all(key.endswith(".detach_factor") and value == "true" for key, value in changes.items()))
 
 
 def _chosen(validation: pd.DataFrame) -> set[str]:

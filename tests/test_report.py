@@ -193,7 +193,10 @@ def test_validation_choice_by_balanced_accuracy_labels_the_test_rows(report):
     sweep[2]["balanced_accuracy"] = sweep[3]["balanced_accuracy"] = 0.99  # s = 20: lower accuracy, better balanced
     runs = runs_frame(report, *sweep, run("ldam_drw", 0, 0.10), run("ldam_drw [losses.ldam_drw.scale=20.0]", 0, 0.96),
                       run("ldam_drw [losses.ldam_drw.scale=10.0]", 0, 0.97), run("resampled", 0, 0.96),
-                      run("resampled [variants.resampled.epochs=120.0]", 0, 0.97, epochs=120))
+                      run("resampled [variants.resampled.epochs=120.0]", 0, 0.97, epochs=120),
+                      run("focal [losses.focal_curriculum.detach_factor=true]", 0, 0.97, epochs=120),
+                      run("focal [losses.focal_curriculum.detach_factor=true, losses.focal_curriculum.gammas=[1.0]]",
+                          0, 0.96, epochs=120))
     validation = report.validation_table(runs).set_index("variant")
     assert validation["chosen"].to_dict() == {"ldam_drw [losses.ldam_drw.scale=10.0]": False,
                                               "ldam_drw [losses.ldam_drw.scale=20.0]": True}
@@ -202,7 +205,10 @@ def test_validation_choice_by_balanced_accuracy_labels_the_test_rows(report):
     assert status == {"ldam_drw": "paper default", "ldam_drw [losses.ldam_drw.scale=20.0]": "validation-tuned",
                       "ldam_drw [losses.ldam_drw.scale=10.0]": "exploratory (chosen on test)",
                       "resampled": "paper default",
-                      "resampled [variants.resampled.epochs=120.0]": "exploratory (chosen on test)"}
+                      "resampled [variants.resampled.epochs=120.0]": "exploratory (chosen on test)",
+                      "focal [losses.focal_curriculum.detach_factor=true]": "the report's gradient",
+                      "focal [losses.focal_curriculum.detach_factor=true, losses.focal_curriculum.gammas=[1.0]]":
+                          "other"}
 
 
 def test_rebuilt_from_the_runs_file_alone_without_dvc(report, tmp_path, monkeypatch):
