@@ -10,8 +10,9 @@ Runs. reports/remedies_runs.csv holds one row per run: its variant label, protoc
 evaluated_on (test, validation), seed, epochs, train_set, loss, sampler and metrics. The script adds the runs
 `dvc exp show` finds (evaluated_on from each metrics file itself, via git: dvc shows only numbers), writes
 the file back and computes everything from it. A run counts once however many
-experiments carry a copy of its metrics file: rows of the same variant, protocol, evaluated_on, seed and test
-loss are one run (the runs file's row is kept). Rows of the same label, protocol, evaluated_on and seed with
+experiments carry a copy of its metrics file: rows of the same variant, protocol, evaluated_on, seed, test
+loss and post-hoc results are one run (the runs file's row is kept; of labels that differ only in the post-hoc
+tau, the one without it: a tau sweep's other variants are copies of the parent's files). Rows of the same label, protocol, evaluated_on and seed with
 other results are one run redone (newer code, or a setting outside the label such as train.*): the one dvc
 finds now replaces the older, as stderr says.
 
@@ -202,8 +203,12 @@ def merge_runs(committed: pd.DataFrame, found: pd.DataFrame, params: dict) -> pd
         return no_runs()
     runs = pd.concat(parts, ignore_index=True)
     runs["name"] = runs["variant"].map(variant_name)
-    runs["tau"] = runs["variant"].map(lambda label: label_changes(label).get(POSTHOC_KEY))  # one model, many taus
-    runs = runs.drop_duplicates(["name", "tau", "protocol", "evaluated_on", "seed", "test_loss"])
+    # The runs of a post-hoc tau sweep share one model (one test loss) and differ in their post-hoc results. Its
+    # experiments also carry copies of the other variants' files, made at the parent's tau: same post-hoc results
+    # as the parent's run, so the same run, kept under the label without the tau.
+    runs["tau_labelled"] = runs["variant"].map(lambda label: POSTHOC_KEY in label_changes(label))
+    runs = runs.sort_values("tau_labelled", kind="stable").drop_duplicates(
+        ["name", "protocol", "evaluated_on", "seed", "test_loss", "posthoc_la_accuracy", "posthoc_la_0_4"])
     runs = runs.sort_values("found", ascending=False, kind="stable")
     same_seed = ["variant", "protocol", "evaluated_on", "seed"]
     redone = runs.duplicated(same_seed)

@@ -297,3 +297,13 @@ def test_readme_copy_is_rewritten_between_its_markers_only(report, tmp_path):
     readme.write_text("no markers\n")
     assert not report.update_readme(readme, "x\n") and readme.read_text() == "no markers\n"
     assert not report.update_readme(tmp_path / "missing.md", "x\n")
+
+
+def test_a_tau_sweeps_copies_of_other_variants_are_their_parents_runs(report):
+    """An experiment that sweeps the post-hoc tau of one variant carries the parent's file of every other
+    variant: the label says tau = 2, the file was made at tau = 1. Its post-hoc results give it away."""
+    params = {**PARAMS, "evaluate": {"logit_adjustment_tau": 1.0}}
+    parent = metrics("ldam_drw", accuracy=0.94, seed=0)
+    rows = [row("sweep-tau2", parent, **{POSTHOC_TAU: 2.0}), row("workspace", parent, **{POSTHOC_TAU: 1.0})]
+    runs = report.merge_runs(report.no_runs(), report.collect_runs(rows, params), params)
+    assert runs[["variant", "experiment"]].values.tolist() == [["ldam_drw", "workspace"]]
