@@ -44,8 +44,8 @@ def lookup(key: str) -> bool:
 COMMANDS = queued_commands()
 
 
-def test_the_script_has_its_three_cases():
-    assert set(COMMANDS) == {"tune", "tune-120", "test"}
+def test_the_script_has_its_four_cases():
+    assert set(COMMANDS) == {"tune", "tune-120", "test", "posthoc"}
     assert all(COMMANDS.values())
 
 
