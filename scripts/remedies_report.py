@@ -41,8 +41,10 @@ the default output directory, also README.md's copy of remedies.md (between READ
 
 Status of a test row, the first rule that holds: `validation-tuned` (its label was chosen on validation),
 `paper default` (a variant of params.yaml, unchanged), `exploratory (chosen on test)` (in CHOSEN_ON_TEST),
-`the report's gradient` (a params.yaml variant whose only change is detach_factor=true), `other` (a variant an
-experiment added, a setting that was not chosen, ...).
+`the report's gradient` (a params.yaml variant whose only change is detach_factor=true), `reference` (another
+row's full_ref that params.yaml does not define, such as baseline_120), `other` (a variant an experiment
+added, a setting that was not chosen, ...). Rows follow params.yaml's variants; an added variant comes after
+the first one with its train_set, loss and sampler (baseline_120 after baseline).
 
 Post-hoc logit adjustment is a remedy of its own: a run's label shows a changed evaluate.logit_adjustment_tau;
 a label whose tau was swept on validation gets a row `<label> + post-hoc LA` with its post-hoc metrics, chosen
@@ -106,6 +108,7 @@ POSTHOC_KEY = "evaluate.logit_adjustment_tau"
 POSTHOC = " + post-hoc LA"
 POSTHOC_AS = {"accuracy": "posthoc_la_accuracy", "balanced_accuracy": "posthoc_la_balanced",
               "digits_0_4": "posthoc_la_0_4", "digits_5_9": "posthoc_la_5_9"}
+REFERENCE = "reference"  # an added full-data cross-entropy variant, such as baseline_120
 TUNED, DEFAULT, EXPLORATORY, OTHER = "validation-tuned", "paper default", "exploratory (chosen on test)", "other"
 DETACHED = "the report's gradient"  # a paper-default focal row with detach_factor=true, the report's no_grad
 # Test accuracy (%) the course report gives for the models it trained; a reference, not a parameter.
@@ -217,8 +220,7 @@ def merge_runs(committed: pd.DataFrame, found: pd.DataFrame, params: dict) -> pd
         print(f"dropped {row.variant} ({row.protocol}, {row.evaluated_on}) seed {row.seed} of {row.experiment}: "
               f"the same seed in {kept[(row.variant, row.protocol, row.evaluated_on, row.seed)]} "
               "gave other results and is kept", file=sys.stderr)
-    order = {name: i for i, name in enumerate(params["variants"])}
-    runs = runs[~redone].assign(order=runs["name"].map(order).fillna(len(order)))
+    runs = runs[~redone].assign(order=[_order(row, params) for row in runs[~redone].itertuples()])
     runs = runs.sort_values(["order", "variant", "protocol", "evaluated_on", "seed"], kind="stable")
     return _typed(runs[list(RUN_COLUMNS)].reset_index(drop=True))
 
@@ -285,12 +287,12 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     """The test runs per label and protocol: status, equal-budget references, gap recovered, the report's figure."""
     table = summarize(test_runs(runs, validation), PERCENT_COLUMNS)
     chosen = _chosen(validation)
+    table["full_reference"] = [_reference(table, row, "full", "full") for row in table.itertuples()]
+    table["reduced_reference"] = [_reference(table, row, "subset", "fixed") for row in table.itertuples()]
     table["status"] = [f"{TUNED} (= {DEFAULT})" if label in chosen and label in params["variants"]
                        else TUNED if label in chosen else DEFAULT if label in params["variants"]
                        else EXPLORATORY if label in CHOSEN_ON_TEST else DETACHED if _detached_default(label, params)
-                       else OTHER for label in table["variant"]]
-    table["full_reference"] = [_reference(table, row, "full", "full") for row in table.itertuples()]
-    table["reduced_reference"] = [_reference(table, row, "subset", "fixed") for row in table.itertuples()]
+                       else REFERENCE if label in set(table["full_reference"]) else OTHER for label in table["variant"]]
     accuracy = table.set_index(["variant", "protocol"])["accuracy_mean"].to_dict()
     full = table["full_reference"].map(lambda label: accuracy.get((label, "full"), math.nan)).astype(float)
     reduced = table["reduced_reference"].map(lambda label: accuracy.get((label, "fixed"), math.nan)).astype(float)
@@ -396,6 +398,19 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
     plt.close(figure)
+
+
+def _order(run, params: dict) -> float:
+    """Table order: params.yaml's variants in turn; an added variant after the first one with its train_set,
+    loss and sampler (baseline_120 after baseline), else at the end."""
+    names = list(params["variants"])
+    if run.name in names:
+        return names.index(run.name)
+    for i, name in enumerate(names):
+        settings = {"sampler": DEFAULT_SAMPLER, **params["variants"][name]}
+        if (settings["train_set"], settings["loss"], settings["sampler"]) == (run.train_set, run.loss, run.sampler):
+            return i + 0.5
+    return len(names)
 
 
 def variant_name(label: str) -> str:

@@ -100,7 +100,8 @@ def test_a_120_epoch_remedy_uses_the_120_epoch_references(report):
     assert table.loc["focal", "gap_recovered"] == pytest.approx((0.98 - 0.95) / (0.99 - 0.95))
     assert table.loc["resampled", "reference"] == "baseline / reduced"
     assert table.loc["resampled", "gap_recovered"] == pytest.approx((0.94 - 0.91) / (0.97 - 0.91))
-    assert table.loc["baseline_120", "status"] == "other"  # added by an experiment, not in params.yaml
+    assert table.loc["baseline_120", "status"] == "reference"  # added by an experiment, the 120-epoch full_ref
+    assert list(table.index)[:3] == ["baseline", "baseline_120", "reduced"]  # beside the variant it extends
 
 
 def test_a_missing_reference_is_named_not_replaced(report):
