@@ -280,7 +280,9 @@ def validation_table(runs: pd.DataFrame) -> pd.DataFrame:
 def test_runs(runs: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
     """The test runs, with the post-hoc row of each label whose post-hoc row validation chose."""
     runs = runs[runs["evaluated_on"] == "test"]
-    return with_posthoc_rows(runs, (runs["variant"] + POSTHOC).isin(_chosen(validation)))
+    chosen = _chosen(validation)
+    return with_posthoc_rows(runs, pd.Series([(label + POSTHOC, protocol) in chosen for label, protocol
+                                              in zip(runs["variant"], runs["protocol"])], index=runs.index))
 
 
 def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd.DataFrame:
@@ -289,10 +291,11 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     chosen = _chosen(validation)
     table["full_reference"] = [_reference(table, row, "full", "full") for row in table.itertuples()]
     table["reduced_reference"] = [_reference(table, row, "subset", "fixed") for row in table.itertuples()]
-    table["status"] = [f"{TUNED} (= {DEFAULT})" if label in chosen and label in params["variants"]
-                       else TUNED if label in chosen else DEFAULT if label in params["variants"]
+    table["status"] = [f"{TUNED} (= {DEFAULT})" if (label, protocol) in chosen and label in params["variants"]
+                       else TUNED if (label, protocol) in chosen else DEFAULT if label in params["variants"]
                        else EXPLORATORY if label in CHOSEN_ON_TEST else DETACHED if _detached_default(label, params)
-                       else REFERENCE if label in set(table["full_reference"]) else OTHER for label in table["variant"]]
+                       else REFERENCE if label in set(table["full_reference"]) else OTHER
+                       for label, protocol in zip(table["variant"], table["protocol"])]
     accuracy = table.set_index(["variant", "protocol"])["accuracy_mean"].to_dict()
     full = table["full_reference"].map(lambda label: accuracy.get((label, "full"), math.nan)).astype(float)
     reduced = table["reduced_reference"].map(lambda label: accuracy.get((label, "fixed"), math.nan)).astype(float)
@@ -444,8 +447,10 @@ def _detached_default(label: str, params: dict) -> bool:
             and all(key.endswith(".detach_factor") and value == "true" for key, value in changes.items()))
 
 
-def _chosen(validation: pd.DataFrame) -> set[str]:
-    return set(validation.loc[validation["chosen"], "variant"])
+def _chosen(validation: pd.DataFrame) -> set[tuple[str, str]]:
+    """(label, protocol) of each setting validation chose: a choice holds for the protocol it was made in."""
+    chosen = validation[validation["chosen"]]
+    return set(zip(chosen["variant"], chosen["protocol"]))
 
 
 def _label(name: str, changes: dict[str, str]) -> str:

@@ -271,19 +271,24 @@ def test_posthoc_tau_swept_on_validation_becomes_a_row_of_its_own(report):
                      "metrics/reduced.json:logit_adjusted.balanced_accuracy": balanced,
                      "metrics/reduced.json:logit_adjusted.majority_accuracy": 0.97}
             rows.append(row(f"{tau}-{evaluated_on}", part, **changes))
+    # the same variant under the report's protocol, whose tau nobody tuned
+    rows.append(row("per-batch", metrics("reduced", accuracy=0.93, seed=0, keep=10), **{POSTHOC_TAU: 2.0}))
     runs = report.merge_runs(report.no_runs(), report.collect_runs(rows, params), params)
     assert sorted(set(runs["variant"])) == ["reduced", "reduced [evaluate.logit_adjustment_tau=2.0]",
                                             "reduced [evaluate.logit_adjustment_tau=3.0]"]
-    assert len(runs) == 6  # one model, three taus, two splits: six runs, none merged away
+    assert len(runs) == 7  # one model, three taus, two splits: six runs, none merged away; and per_batch
     validation = report.validation_table(runs).set_index("variant")
     assert validation["chosen"].to_dict() == {
         "reduced": False, "reduced + post-hoc LA": False,
         "reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA": True,
         "reduced [evaluate.logit_adjustment_tau=3.0] + post-hoc LA": False}
     assert validation.loc["reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA", "accuracy_mean"] == 0.94
-    table = report.test_table(runs, params, validation.reset_index()).set_index("variant")
+    table = report.test_table(runs, params, validation.reset_index())
+    # the choice was made on the fixed subset: no post-hoc row for the per_batch run
+    assert table[["variant", "protocol"]].values.tolist() == [
+        ["reduced", "fixed"], ["reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA", "fixed"]]
+    table = table.set_index("variant")
     chosen = table.loc["reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA"]
-    assert list(table.index) == ["reduced", "reduced [evaluate.logit_adjustment_tau=2.0] + post-hoc LA"]
     assert (chosen["status"], chosen["accuracy_mean"], chosen["digits_5_9_mean"]) == ("validation-tuned", 0.94, 0.97)
     assert math.isnan(chosen["posthoc_la_accuracy_mean"])
     assert table.loc["reduced", "accuracy_mean"] == 0.92
