@@ -375,12 +375,15 @@ def _validation_markdown(validation: pd.DataFrame) -> str:
 
 def plot(table: pd.DataFrame, path: Path) -> None:
     """Digits 0-4 against digits 5-9 on the test set (mean, 95% interval), one marker per label and protocol.
-    Runs below 50% on either group (a collapsed training) are named under the plot, so the rest stay readable."""
+    Rows below 50% on either group, or with an interval wider than +-10 points (a training that collapsed in
+    some seeds), are named under the plot instead, so the rest stay readable."""
     import matplotlib
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    shown = table[(table["digits_0_4_mean"] >= 0.5) & (table["digits_5_9_mean"] >= 0.5)]
+    steady = [(table[f"{column}_mean"] >= 0.5) & (table[f"{column}_ci95"].fillna(0) <= 0.1)
+              for column in ("digits_0_4", "digits_5_9")]
+    shown = table[steady[0] & steady[1]]
     hidden = table.drop(shown.index)
     figure, axes = plt.subplots(figsize=(11, 6))
     markers = "osD^v<>pXh*"
@@ -396,7 +399,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     axes.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     if len(hidden):
         names = ", ".join(f"{row.variant} ({row.protocol})" for row in hidden.itertuples())
-        figure.text(0.01, 0.01, f"below 50%, not shown: {names}", fontsize=8)
+        figure.text(0.01, 0.01, f"below 50% or interval wider than ±10 points, not shown: {names}", fontsize=8)
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
