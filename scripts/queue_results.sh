@@ -34,6 +34,12 @@ tune)
         queue "${tune[@]}" evaluate@resampled
     done
     queue -S validation.tune=true evaluate@reduced_120  # the 120-epoch model whose taus tune-120 sweeps
+    # The curriculum's schedule, seed 0 (each is 120 epochs): the report's, one gamma, three gammas.
+    queue -S validation.tune=true evaluate@focal
+    queue -S validation.tune=true -S 'losses.focal_curriculum.gammas=[1]' -S losses.focal_curriculum.epochs_per_gamma=120 \
+        evaluate@focal
+    queue -S validation.tune=true -S 'losses.focal_curriculum.gammas=[0.5,1,2]' \
+        -S losses.focal_curriculum.epochs_per_gamma=40 evaluate@focal
     ;;
 tune-120)
     queue -S validation.tune=true -S "$POSTHOC_TAUS" evaluate@reduced_120
