@@ -51,6 +51,8 @@ test)
     queue -S "$SEEDS5" -S losses.ldam_drw.max_margin=0.25 -S losses.ldam_drw.scale=20 evaluate@ldam_drw
     queue -S "$SEEDS5" -S losses.class_balanced.beta=0.999 evaluate@class_balanced
     queue -S "$SEEDS5" -S losses.focal.gamma=0.5 evaluate@focal_fixed
+    queue -S 'seed=0,1,2' -S 'losses.focal_curriculum.gammas=[1]' -S losses.focal_curriculum.epochs_per_gamma=120 \
+        evaluate@focal
     # The default variants at the 10-epoch budget (seed 0 is the committed run).
     queue -S 'seed=1,2,3,4' evaluate@baseline evaluate@reduced evaluate@focal_fixed evaluate@class_balanced \
         evaluate@logit_adjusted evaluate@ldam_drw evaluate@resampled
