@@ -12,7 +12,9 @@ from pathlib import Path
 def atomic_path(path: Path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
-    The temporary name keeps the suffix, so writers that look at it (paddle.save) still work.
+    The temporary name keeps the suffix, so writers that look at it (paddle.save) still work. The file is
+    flushed to disk before the rename and the directory after it: without that, a power loss or kernel crash
+    soon after can leave the new name pointing at an empty or partial file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,7 +23,9 @@ def atomic_path(path: Path):
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the mode a plain open() would
     try:
         yield Path(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -29,24 +33,55 @@ def atomic_path(path: Path):
 
 @contextlib.contextmanager
 def atomic_dir(path: Path):
-    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds."""
+    """Yield a temporary directory beside `path`; it replaces `path` only if the block succeeds.
+
+    The old directory is moved aside to `.<name>.old` before the new one takes its place. A process killed
+    between those two renames leaves no `path` but the old one aside: recover_dir (called here, and by
+    readers that must not miss it) puts it back. Files and directories are flushed to disk as in atomic_path.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    recover_dir(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     os.chmod(tmp, 0o777 & ~_umask())
-    old = tmp.with_name(tmp.name + ".old")
+    old = _aside(path)
     try:
         yield tmp
-        # Move the old directory aside before the new one takes its place: at no moment is there neither.
+        for item in tmp.iterdir():
+            _fsync(item)
+        _fsync(tmp)
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
-        if old.exists() and not path.exists():
-            os.replace(old, path)  # interrupted between the two renames: put the old one back
-        for leftover in (tmp, old):
-            if leftover.exists():
-                shutil.rmtree(leftover)
+        recover_dir(path)  # interrupted between the two renames: the old one goes back
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def recover_dir(path: Path) -> None:
+    """Finish what an atomic_dir killed between its renames left: the old directory back when `path` is
+    missing, or removed when `path` is there."""
+    old = _aside(Path(path))
+    if old.exists():
+        if Path(path).exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, path)
+
+
+def _aside(path: Path) -> Path:
+    return path.with_name(f".{path.name}.old")
+
+
+def _fsync(path) -> None:
+    """Flush a file's or a directory's content to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
