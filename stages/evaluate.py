@@ -1,9 +1,10 @@
 """Stage `evaluate@<variant>`: one trained variant on the test images (`python -m stages.evaluate --variant NAME`).
 
 Reads the model and what its training stage wrote about it (metrics/train/<variant>.json: the class prior it
-learned, its minority digits, its classifier head), never the training data. Writes metrics/<variant>.json
-(DVC metrics: the test metrics, or with validation.tune those of the images its training set held out, the
-post-hoc logit-adjusted ones, and what the model was trained on) and
+learned, its minority digits, its classifier head, the params it was trained with), never the training data.
+Writes metrics/<variant>.json (DVC metrics: the test metrics, or with validation.tune those of the images its
+training set held out, the post-hoc logit-adjusted ones, what the model was trained on, and `run`: the run's
+identity as numbers, booleans and strings, which `dvc exp show` carries) and
 metrics/confusion/<variant>.csv (one row per test image, for DVC's confusion plot).
 """
 
@@ -60,6 +61,14 @@ def evaluate_model(model: LeNet, images: np.ndarray, labels: np.ndarray, *, batc
     return {**metrics, "test_loss": test_loss, "logit_adjusted": adjusted}, predictions
 
 
+def run_record(name: str, trained: dict, validation: bool, tau: float) -> dict:
+    """What makes this run this run, as data (a report labels runs from it and never parses a label): the
+    variant, its seed, whether it was scored on held-out training images, whether it trained under the
+    report's per-batch protocol, the post-hoc tau, and every param that determined the model."""
+    return {"variant": name, "seed": trained["seed"], "validation": validation,
+            "per_batch": trained["keep_minority_every"] > 1, "tau": tau, "params": trained["params"]}
+
+
 def read_training_summary(name: str) -> dict:
     """metrics/train/<name>.json: what the training stage trained on (its class prior, minority digits, head)."""
     path = train_summary_path(name)
@@ -106,8 +115,8 @@ def main() -> None:
                                           batch_size=evaluate.batch_size, minority_classes=minority,
                                           train_class_counts=np.array(trained["class_counts"]),
                                           tau=evaluate.logit_adjustment_tau)
-    write_json(test_metrics_path(name), {**metrics, "evaluated_on": "validation" if tuning else "test",
-                                         **{key: trained[key] for key in TRAINING_KEYS}})
+    write_json(test_metrics_path(name), {**metrics, **{key: trained[key] for key in TRAINING_KEYS},
+                                         "run": run_record(name, trained, tuning, evaluate.logit_adjustment_tau)})
     write_confusion(name, labels, predictions)
     print(f"evaluate {name} on {device}, {'validation' if tuning else 'test'} images: accuracy {metrics['accuracy']:.4f}, digits {list(minority)} "
           f"{metrics['minority_accuracy']:.4f}; logit-adjusted {metrics['logit_adjusted']['accuracy']:.4f}",

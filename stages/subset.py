@@ -3,6 +3,8 @@
 data/train_sets/full.npz is every training image. data/train_sets/subset.npz depends on subset.mode:
 - fixed (default): exactly round(fraction x class count) images of each minority class, drawn once without
   replacement from the seed, and every image of the other classes; every epoch sees the same images.
+  With subset.profile exponential, the long-tailed profile instead: the i-th digit of subset.class_order keeps
+  round(n_0 x imbalance_ratio^(-i/9)) images (n_0 = every image of the first), drawn the same way.
 - per_batch: the course report's protocol, replayed: every training image, marked so that training drops the
   minority digits from every batch whose index is not a multiple of 1 / fraction. Over many epochs the model
   sees most minority images; the training log counts how many.
@@ -13,6 +15,7 @@ images, so hyperparameters are chosen without the test set. Otherwise those file
 """
 
 import dataclasses
+import json
 import sys
 
 import numpy as np
@@ -27,26 +30,50 @@ from stages.lib.streams import Stream, stream_rng
 
 def build_subset(labels: np.ndarray, *, minority_classes: tuple[int, ...], fraction: float,
                  seed: int) -> np.ndarray:
-    """Sorted int64 indices into `labels` of the images a fixed subset keeps."""
+    """Sorted int64 indices into `labels` of the images a fixed step subset keeps."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    return draw_per_class(labels, {d: round(fraction * counts[d]) for d in minority_classes}, seed)
+
+
+def long_tail_counts(labels: np.ndarray, class_order: tuple[int, ...], imbalance_ratio: float) -> dict[int, int]:
+    """{digit: images kept}: round(n_0 * ratio^(-i / (C - 1))) for the i-th digit of class_order, n_0 the
+    first digit's count (Cui et al., 2019), never more than a digit has."""
+    available = np.bincount(labels, minlength=NUM_CLASSES)
+    head = available[class_order[0]]
+    return {digit: min(int(available[digit]), round(head * imbalance_ratio ** (-i / (NUM_CLASSES - 1))))
+            for i, digit in enumerate(class_order)}
+
+
+def draw_per_class(labels: np.ndarray, keep: dict[int, int], seed: int) -> np.ndarray:
+    """Sorted int64 indices: keep[d] images of each digit d drawn without replacement, all of a digit not in keep."""
     rng = stream_rng(seed, Stream.SUBSET)
     kept = []
     for digit in range(NUM_CLASSES):
         members = np.flatnonzero(labels == digit)
-        if digit in minority_classes:
-            members = rng.choice(members, size=round(fraction * len(members)), replace=False)
+        if digit in keep:
+            members = rng.choice(members, size=keep[digit], replace=False)
         kept.append(members)
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
 def build_selections(labels: np.ndarray, subset: P.SubsetParams, seed: int) -> dict[str, TrainingSelection]:
-    """{"full": every image, "subset": the imbalanced set of subset.mode}."""
+    """{"full": every image, "subset": the imbalanced set of subset.mode and subset.profile}."""
     everything = np.arange(len(labels), dtype=np.int64)
-    if subset.mode == "fixed":
-        kept = build_subset(labels, minority_classes=subset.minority_classes, fraction=subset.fraction, seed=seed)
-    else:
+    if subset.mode == "per_batch":
         kept = everything
+    elif subset.profile == "exponential":
+        kept = draw_per_class(labels, long_tail_counts(labels, subset.class_order, subset.imbalance_ratio), seed)
+    else:
+        kept = build_subset(labels, minority_classes=subset.minority_classes, fraction=subset.fraction, seed=seed)
     return {"full": TrainingSelection(everything, subset.minority_classes, 1),
-            "subset": TrainingSelection(kept, subset.minority_classes, subset.keep_minority_every)}
+            "subset": TrainingSelection(kept, subset.minority_classes, subset.keep_minority_every,
+                                        settings=subset_settings(subset))}
+
+
+def subset_settings(subset: P.SubsetParams) -> dict:
+    """The subset section as it shaped the subset (the run record of every variant trained on it)."""
+    return {f"subset.{key}": json.dumps(list(value)) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(subset).items()}
 
 
 def hold_out(labels: np.ndarray, indices: np.ndarray, fraction: float,

@@ -2,9 +2,10 @@
 
 A variant (params.yaml `variants`) names its training set, its remedy (stages.lib.remedies, with its
 hyperparameters in `losses`), its sampler and its epochs. Training runs through the remedy's phases with one
-model and one optimizer; each epoch's batches come from the sampler and, for the report's per-batch protocol,
-drop the minority digits from most batches. Progress, with images/s, goes to stderr; what is written is a
-pure function of params, code, data and the device record, so a rerun gives the same bytes.
+model and one optimizer; each epoch's batches come from the sampler (the phase's own, if it names one) and,
+for the report's per-batch protocol, drop the minority digits from most batches. `train` adds what any
+variant can use: a learning-rate warm-up, gradient clipping and random-shift augmentation. Progress, with
+images/s, goes to stderr; what is written is a pure function of params, code, data and the device record, so a rerun gives the same bytes.
 """
 
 import argparse
@@ -18,17 +19,21 @@ import numpy as np
 import paddle
 
 from stages.lib import params as P
+from stages.lib.augment import ShiftAugmenter
 from stages.lib.checkpoints import remove_checkpoint, restore_checkpoint, save_checkpoint, training_fingerprint
 from stages.lib.cli import StageError, run_stage
 from stages.lib.data import TrainingSet, load_training_set
 from stages.lib.device import select_device
+from stages.lib.diagnostics import feature_diagnostics
 from stages.lib.files import atomic_path, write_json
 from stages.lib.model import LeNet
 from stages.lib.paths import CHECKPOINT_DIR, model_path, train_log_path, train_summary_path
 from stages.lib.remedies import Phase
-from stages.lib.samplers import Sampler, batch_plan, expected_class_counts
+from stages.lib.samplers import SAMPLERS, Sampler, batch_plan, expected_class_counts
 from stages.lib.streams import Stream, stream_rng
-from stages.lib.variants import load_variant
+from stages.lib.variants import load_variant, run_params
+
+PROBE_IMAGES = 1000  # the first training images, on which the feature diagnostics are measured each epoch
 
 
 class TrainingDiverged(StageError):
@@ -41,9 +46,43 @@ def create_train_state(train: P.TrainParams, seed: int,
     Momentum SGD optimizer."""
     paddle.seed(seed)
     model = LeNet(cosine_scale=head_scale)
+    clip = paddle.nn.ClipGradByGlobalNorm(train.grad_clip_norm) if train.grad_clip_norm else None
     optimizer = paddle.optimizer.Momentum(learning_rate=train.learning_rate, momentum=train.momentum,
-                                          parameters=model.parameters())
+                                          parameters=model.parameters(), grad_clip=clip)
     return model, optimizer
+
+
+def warmup_rates(train: P.TrainParams, epoch: int, num_batches: int) -> list[float] | None:
+    """The learning rate of each of the epoch's batches (0-based epoch) during the linear warm-up, rising to
+    train.learning_rate at the end of epoch warmup_epochs; None once it is over (the full rate)."""
+    if epoch >= train.warmup_epochs:
+        return None
+    return [train.learning_rate * (epoch + (b + 1) / num_batches) / train.warmup_epochs for b in range(num_batches)]
+
+
+def start_classifier_phase(model: LeNet, optimizer, seed: int) -> None:
+    """cRT (Kang et al., 2020): a fresh classifier, drawn as Paddle initialises a Linear layer (Xavier uniform
+    weights, zero bias) but from the seed's own stream so a resumed run draws the same, and no momentum left
+    from the old one."""
+    weight = model.fc2.weight  # [64, C]
+    limit = np.sqrt(6.0 / sum(weight.shape))
+    rng = stream_rng(seed, Stream.CLASSIFIER)
+    weight.set_value(rng.uniform(-limit, limit, size=weight.shape).astype(np.float32))
+    classifier = [weight]
+    if model.fc2.bias is not None:
+        model.fc2.bias.set_value(np.zeros(model.fc2.bias.shape, dtype=np.float32))
+        classifier.append(model.fc2.bias)
+    velocity = optimizer._accumulators.get("velocity", {})  # Paddle's Momentum state, per parameter name
+    for parameter in classifier:
+        if parameter.name in velocity:
+            velocity[parameter.name].set_value(paddle.zeros_like(velocity[parameter.name]))
+
+
+def freeze_body(model: LeNet, frozen: bool) -> None:
+    """Only the classifier trains when frozen: the optimizer skips parameters that stop the gradient."""
+    for name, parameter in model.named_parameters():
+        if not name.startswith("fc2."):
+            parameter.stop_gradient = frozen
 
 
 def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainParams, *, seed: int,
@@ -58,11 +97,15 @@ def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainPa
     """
     labels, is_minority = training_set.labels, training_set.is_minority
 
-    def plan(phase_index: int, phase_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    def plan(phase_index: int, phase_epoch: int, phase: Phase) -> tuple[np.ndarray, np.ndarray]:
         # A pure function of (seed, phase, epoch), so a resumed run draws exactly like an unbroken one.
-        order = sampler.order(labels, stream_rng(seed, Stream.SHUFFLE, phase_index, phase_epoch))
+        order_of = SAMPLERS[phase.sampler].order if phase.sampler else sampler.order
+        order = order_of(labels, stream_rng(seed, Stream.SHUFFLE, phase_index, phase_epoch))
         return batch_plan(order, is_minority, batch_size=train.batch_size,
                           keep_minority_every=training_set.keep_minority_every)
+
+    augmenter = (ShiftAugmenter(training_set.images, train.augment_shift_px, training_set.background)
+                 if train.augment_shift_px else None)
 
     # Fresh generated names for layers and optimizer accumulators: a checkpoint's optimizer state is keyed by
     # them, so they must not depend on what this process created before.
@@ -70,6 +113,7 @@ def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainPa
         model, optimizer = create_train_state(train, seed, head_scale)
         # The whole training set is put on the device once; batches are gathered from it.
         x_all, y_all = paddle.to_tensor(training_set.images), paddle.to_tensor(labels)
+        probe = x_all[:PROBE_IMAGES]
         schedule = [(index, epoch, phase) for index, phase in enumerate(phases) for epoch in range(phase.epochs)]
         fingerprint = training_fingerprint(training_set.images, labels, phases=phases, train=train, seed=seed,
                                            sampler=sampler, minority_classes=training_set.minority_classes,
@@ -77,14 +121,24 @@ def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainPa
                                            head_scale=head_scale, runtime=runtime)
         progress = restore_checkpoint(checkpoint_dir, fingerprint, model, optimizer, len(labels))
         for phase_index, phase_epoch, phase in schedule[len(progress.history):]:
-            trained, batch_sizes = plan(phase_index, phase_epoch)
+            trained, batch_sizes = plan(phase_index, phase_epoch, phase)
+            if phase.classifier_only and phase_epoch == 0:
+                start_classifier_phase(model, optimizer, seed)
+            freeze_body(model, phase.classifier_only)
+            x_epoch = (paddle.to_tensor(augmenter.shifted(stream_rng(seed, Stream.AUGMENT, phase_index, phase_epoch)))
+                       if augmenter else x_all)
+            rates = warmup_rates(train, len(progress.history), len(batch_sizes))
+            if rates is None and train.warmup_epochs:
+                optimizer.set_lr(train.learning_rate)  # the warm-up is over
             start = time.perf_counter()
-            loss, accuracy = train_epoch(model, optimizer, phase.loss_fn(), x_all, y_all, trained, batch_sizes)
+            loss, accuracy = train_epoch(model, optimizer, phase.loss_fn(), x_epoch, y_all, trained, batch_sizes,
+                                         rates)
             seconds = time.perf_counter() - start
             progress.seen[trained] = True
             row = {"epoch": len(progress.history) + 1, **phase.log_columns(), "loss": loss,
                    "train_accuracy": accuracy, "images": len(trained),
-                   "distinct_minority_seen": int(np.count_nonzero(progress.seen & is_minority))}
+                   "distinct_minority_seen": int(np.count_nonzero(progress.seen & is_minority)),
+                   **feature_diagnostics(model, probe)}
             if not math.isfinite(loss):
                 raise TrainingDiverged(f"the training loss became {loss} at epoch {row['epoch']} "
                                        f"({phase.describe()}); lower train.learning_rate or check the input "
@@ -96,16 +150,18 @@ def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainPa
     return model, progress.history
 
 
-def train_epoch(model, optimizer, loss_fn, x_all, y_all, trained: np.ndarray,
-                batch_sizes: np.ndarray) -> tuple[float, float]:
-    """One pass over the images `trained` (indices, in order), cut into batches of `batch_sizes`; returns the
-    mean loss and the training accuracy."""
+def train_epoch(model, optimizer, loss_fn, x_all, y_all, trained: np.ndarray, batch_sizes: np.ndarray,
+                rates: list[float] | None = None) -> tuple[float, float]:
+    """One pass over the images `trained` (indices, in order), cut into batches of `batch_sizes`, with the
+    learning rate rates[b] for batch b when given (a warm-up); returns the mean loss and the training accuracy."""
     model.train()
     order = paddle.to_tensor(trained)
     loss_sum = paddle.zeros([], dtype="float32")
     correct = paddle.zeros([], dtype="int64")
     start = 0
-    for size in batch_sizes.tolist():
+    for index, size in enumerate(batch_sizes.tolist()):
+        if rates is not None:
+            optimizer.set_lr(rates[index])
         batch = order[start:start + size]
         start += size
         x, y = paddle.gather(x_all, batch), paddle.gather(y_all, batch)
@@ -149,7 +205,7 @@ def main() -> None:
     name = parser.parse_args().variant
     params = P.read_params()
     variant = load_variant(params, name)
-    train = P.section(params, "train", P.TrainParams)
+    train = variant.train_params(P.section(params, "train", P.TrainParams))
     seed = P.seed(params)
     runtime = select_device(train.device)
     training_set = load_training_set(variant.train_set, P.section(params, "data", P.DataParams))
@@ -159,6 +215,11 @@ def main() -> None:
                                          keep_minority_every=training_set.keep_minority_every,
                                          batch_size=train.batch_size)
     phases = variant.phases(class_counts)
+    # What the finished model learned: a last phase with a sampler of its own (cRT's) sets the prior.
+    if phases[-1].sampler:
+        class_counts = expected_class_counts(SAMPLERS[phases[-1].sampler], training_set.labels,
+                                             training_set.is_minority, batch_size=train.batch_size,
+                                             keep_minority_every=training_set.keep_minority_every)
     print(f"train {name}: {len(training_set.labels)} images ({variant.train_set}), {variant.loss}, "
           f"{sum(p.epochs for p in phases)} epochs on {runtime['device']} (Paddle {runtime['paddle']})",
           file=sys.stderr)
@@ -171,7 +232,8 @@ def main() -> None:
         "minority_classes": list(training_set.minority_classes),
         "minority_images": int(np.count_nonzero(training_set.is_minority)),
         "keep_minority_every": training_set.keep_minority_every,
-        "class_counts": class_counts.tolist(), "head_scale": variant.head_scale, **runtime})
+        "class_counts": class_counts.tolist(), "head_scale": variant.head_scale,
+        "params": {**run_params(params, name), **training_set.settings}, **runtime})
     remove_checkpoint(checkpoint_dir)
     print(f"train {name}: {len(history)} epochs in {time.perf_counter() - start:.0f} s", file=sys.stderr)
 

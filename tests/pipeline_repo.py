@@ -22,11 +22,12 @@ TEST_IMAGES = 500
 
 
 def shrink(params: dict) -> dict:
-    """The default configuration on 2000 training and 500 test images, one epoch, two gammas."""
+    """The default configuration on 2000 training and 500 test images, one epoch (two for cRT's two phases),
+    two gammas."""
     params["data"].update(train_limit=2000, test_limit=TEST_IMAGES)
     for variant in params["variants"].values():
         if "epochs" in variant:
-            variant["epochs"] = 1
+            variant["epochs"] = 2 if variant["loss"] == "crt" else 1
     params["losses"]["focal_curriculum"].update(gammas=[0.5, 2], epochs_per_gamma=1)
     return params
 

@@ -112,7 +112,8 @@ def numpy_logit_adjusted(logits, labels, log_prior, tau):
 def numpy_ldam(logits, labels, margins, class_weights):
     shifted = logits.copy()
     shifted[np.arange(len(labels)), labels] -= margins[labels]  # the true logit only
-    return float(np.mean(-class_weights[labels] * numpy_log_p_true(shifted, labels)))
+    weights = class_weights[labels]
+    return float(np.sum(-weights * numpy_log_p_true(shifted, labels)) / np.sum(weights))
 
 
 def test_weighted_cross_entropy_by_hand():
@@ -160,13 +161,22 @@ def test_logit_adjusted_loss_with_tau_0_or_a_uniform_prior_is_cross_entropy():
 
 
 def test_ldam_loss_by_hand():
-    # Equal logits, true class 1 with margin ln 3: softmax([0, -ln 3])[1] = (1/3) / (4/3) = 1/4, weight 2.
-    # Class 0's margin (5) must not matter: it is not the true class.
+    # Equal logits, true class 1 with margin ln 3: softmax([0, -ln 3])[1] = (1/3) / (4/3) = 1/4, weight 2; the
+    # weight divides out of a batch of one. Class 0's margin (5) must not matter: it is not the true class.
     x = paddle.to_tensor([[0.0, 0.0]], dtype="float64")
     loss = ldam_loss(x, paddle.to_tensor([1], dtype="int64"), margins=f64([5.0, math.log(3)]),
                      class_weights=f64([1.0, 2.0]))
     assert loss.shape == []
-    assert loss.item() == pytest.approx(2 * math.log(4), rel=1e-12)
+    assert loss.item() == pytest.approx(math.log(4), rel=1e-12)
+
+
+def test_ldam_reweighting_divides_by_the_batch_weights_as_the_reference():
+    # Two images, equal logits (p_t = 1/2), no margins, weights 2 and 0.5: (2 ln 2 + 0.5 ln 2) / 2.5 = ln 2,
+    # as F.cross_entropy(weight=w) in Cao et al.'s code; the batch mean would give 1.25 ln 2.
+    x = paddle.to_tensor([[0.7, 0.7], [0.7, 0.7]], dtype="float64")
+    loss = ldam_loss(x, paddle.to_tensor([0, 1], dtype="int64"), margins=f64([0.0, 0.0]),
+                     class_weights=f64([2.0, 0.5]))
+    assert loss.item() == pytest.approx(math.log(2), rel=1e-12)
 
 
 def test_ldam_loss_moves_only_the_true_logit():
@@ -247,10 +257,11 @@ def test_loss_gradient_matches_finite_differences(name):
 
 
 def test_ldam_gradient_by_hand():
-    # d/dz of -w_y log softmax(z - m_y e_y)[y] is w_y (softmax(z - m_y e_y) - e_y), averaged over the batch.
+    # d/dz of -w_y log softmax(z - m_y e_y)[y] is w_y (softmax(z - m_y e_y) - e_y), summed over the batch and
+    # divided by the sum of its weights.
     x, y = tensors(LOGITS)
     ldam_loss(x, y, margins=f64(MARGINS), class_weights=f64(WEIGHTS)).backward()
     one_hot = np.eye(4)[LABELS]
     shifted = LOGITS - one_hot * MARGINS[LABELS][:, None]
-    expected = WEIGHTS[LABELS][:, None] * (numpy_softmax(shifted) - one_hot) / 3
+    expected = WEIGHTS[LABELS][:, None] * (numpy_softmax(shifted) - one_hot) / WEIGHTS[LABELS].sum()
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-10, atol=1e-12)

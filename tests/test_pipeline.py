@@ -22,12 +22,12 @@ pytestmark = pytest.mark.dvc_pipeline
 PARAMS = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
 VARIANTS = tuple(PARAMS["variants"])
 METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "test_loss", "minority_accuracy",
-               "majority_accuracy", "per_class", "logit_adjusted", "evaluated_on", "train_images", "epochs",
+               "majority_accuracy", "per_class", "logit_adjusted", "run", "train_images", "epochs",
                "images_trained", "minority_images", "distinct_minority_seen", "keep_minority_every", "seed"}
 ADJUSTED_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "minority_accuracy", "majority_accuracy"}
 # What train@<variant> writes beside the weights, for evaluate and for people: no wall-clock figure among them.
 SUMMARY_KEYS = {"seed", "train_set", "train_images", "minority_classes", "minority_images", "keep_minority_every",
-                "class_counts", "head_scale", "device", "paddle", "mkl_cpu_type", "epochs", "images_trained",
+                "class_counts", "head_scale", "params", "device", "paddle", "mkl_cpu_type", "epochs", "images_trained",
                 "distinct_minority_seen"}
 ALL_STAGES = {"download", "subset", *(f"{stage}@{name}" for stage in ("train", "evaluate") for name in VARIANTS)}
 
@@ -49,7 +49,7 @@ def test_first_repro_runs_every_stage_and_writes_every_metric(reproduced_repo, r
         assert set(metrics) == METRIC_KEYS, name
         assert set(metrics["per_class"]) == {f"class_{d}" for d in range(10)}
         assert set(metrics["logit_adjusted"]) == ADJUSTED_KEYS
-        assert 0 <= metrics["accuracy"] <= 1 and metrics["test_loss"] > 0 and metrics["evaluated_on"] == "test"
+        assert 0 <= metrics["accuracy"] <= 1 and metrics["test_loss"] > 0 and metrics["run"]["validation"] is False
         assert set(repo.metrics(f"train/{name}")) == SUMMARY_KEYS, name
         confusion = (repo.root / "metrics" / "confusion" / f"{name}.csv").read_text().splitlines()
         assert confusion[0] == "actual,predicted" and len(confusion) == 1 + TEST_IMAGES
@@ -59,7 +59,7 @@ def test_first_repro_runs_every_stage_and_writes_every_metric(reproduced_repo, r
     assert repo.metrics("focal")["epochs"] == 2  # two gammas, one epoch each
     assert repo.metrics("train/ldam_drw")["head_scale"] == 30.0 and repo.metrics("train/reduced")["head_scale"] is None
     focal_log = (repo.root / "metrics" / "train" / "focal.csv").read_text().splitlines()
-    assert focal_log[0] == "epoch,gamma,loss,train_accuracy,images,distinct_minority_seen"
+    assert focal_log[0] == "epoch,gamma,loss,train_accuracy,images,distinct_minority_seen,feature_cosine,fc1_saturated"
     # The fixed subset: every minority image it kept is seen in the first epoch, and no other.
     reduced = repo.metrics("reduced")
     assert reduced["distinct_minority_seen"] == reduced["minority_images"] == sum(

@@ -10,9 +10,10 @@ import pytest
 
 from stages.lib import losses
 from stages.lib.data import NUM_CLASSES
-from stages.lib.params import read_params
-from stages.lib.remedies import (REMEDIES, ClassBalancedParams, CrossEntropyParams, FocalCurriculumParams, FocalParams,
-                                 LdamDrwParams, LogitAdjustedParams, Phase, class_balanced_weights, ldam_margins)
+from stages.lib.params import ParamsError, read_params
+from stages.lib.remedies import (REMEDIES, ClassBalancedParams, CrossEntropyParams, CrtParams, FocalCurriculumParams,
+                                 FocalParams, LdamDrwParams, LogitAdjustedParams, Phase, class_balanced_weights,
+                                 ldam_margins)
 from stages.lib.variants import load_variants
 
 # Three classes of 1, 10 and 100 images.
@@ -141,7 +142,8 @@ def test_only_ldam_drw_asks_for_the_cosine_head_with_its_scale():
     assert REMEDIES["ldam_drw"].head_scale(ldam_params(0.8)) == 30.0
     others = {"cross_entropy": CrossEntropyParams(), "focal": FocalParams(gamma=2.0),
               "focal_curriculum": FocalCurriculumParams(gammas=(1.0,), epochs_per_gamma=1),
-              "class_balanced": ClassBalancedParams(beta=0.9), "logit_adjusted": LogitAdjustedParams(tau=1.0)}
+              "class_balanced": ClassBalancedParams(beta=0.9), "logit_adjusted": LogitAdjustedParams(tau=1.0),
+              "crt": CrtParams(classifier_share=0.1)}
     assert set(others) | {"ldam_drw"} == set(REMEDIES)
     assert all(REMEDIES[name].head_scale(params) is None for name, params in others.items())
 
@@ -176,8 +178,9 @@ def test_loss_fn_of_each_ldam_drw_phase_evaluates():
     ce = [math.log(math.exp(-14) + 1 + math.exp(-1)) + 14, math.log(math.exp(-4.5) + 2 * math.exp(0.5)) + 4.5]
     weights = class_balanced_weights(LDAM_COUNTS, 0.9)
     assert plain.loss_fn()(logits, labels).item() == pytest.approx(np.mean(ce), rel=1e-5)
+    # Divided by the batch's weights, as the reference's F.cross_entropy(weight=w).
     assert reweighted.loss_fn()(logits, labels).item() == pytest.approx(
-        np.mean([weights[0] * ce[0], weights[2] * ce[1]]), rel=1e-5)
+        (weights[0] * ce[0] + weights[2] * ce[1]) / (weights[0] + weights[2]), rel=1e-5)
 
 
 def test_log_columns_keep_the_scalar_options_only():
@@ -213,3 +216,18 @@ def test_every_variant_of_params_yaml_yields_phases_of_real_losses(project_root)
             assert sum(p.epochs for p in phases) == variant.epochs, name
         for phase in phases:
             assert math.isfinite(phase.loss_fn()(logits, labels).item()), (name, phase)
+
+
+@pytest.mark.parametrize("share, epochs, split", [(0.1, 10, (9, 1)), (0.25, 10, (7, 3)), (0.1, 120, (108, 12)),
+                                                   (0.01, 10, (9, 1)), (0.9, 2, (1, 1))])
+def test_crt_trains_the_whole_network_then_the_classifier_alone_on_balanced_batches(share, epochs, split):
+    representation, classifier = REMEDIES["crt"].phases(CrtParams(classifier_share=share), epochs, LDAM_COUNTS)
+    assert (representation.epochs, classifier.epochs) == split  # rounded half up, at least one epoch each
+    assert representation.loss is classifier.loss is losses.cross_entropy
+    assert (representation.sampler, representation.classifier_only) == (None, False)  # the variant's sampler
+    assert (classifier.sampler, classifier.classifier_only) == ("class_balanced", True)
+
+
+def test_crt_needs_two_epochs():
+    with pytest.raises(ParamsError, match="losses.crt needs at least 2 epochs"):
+        REMEDIES["crt"].phases(CrtParams(classifier_share=0.5), 1, LDAM_COUNTS)

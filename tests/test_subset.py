@@ -91,3 +91,20 @@ def test_a_saved_selection_loads_back_and_carries_no_time_of_writing(tmp_path):
     with pytest.raises(DataError, match=r"indexes image 8 of a 8-image training split: it was built for another "
                                         r"data.train_limit; run `dvc repro subset`"):
         load_selection(path, split_size=8)
+
+
+def test_exponential_profile_keeps_n0_times_ratio_to_the_minus_i_over_9(train_labels):
+    subset = SubsetParams(MINORITY, 0.1, "fixed", profile="exponential", imbalance_ratio=100.0)
+    kept = build_selections(train_labels, subset, seed=0)["subset"]
+    counts = np.bincount(train_labels[kept.indices], minlength=10)
+    # Digit 5 (first of class_order) keeps all its 5421 images; the i-th digit round(5421 * 100^(-i/9)).
+    expected = {5: 5421, 6: 3250, 7: 1948, 8: 1168, 9: 700, 0: 420, 1: 252, 2: 151, 3: 90, 4: 54}
+    assert {d: int(counts[d]) for d in expected} == expected
+    assert 99 < counts[5] / counts[4] < 101  # the imbalance ratio, up to rounding
+    assert kept.settings["subset.profile"] == "exponential" and kept.settings["subset.imbalance_ratio"] == 100.0
+
+
+def test_the_step_profile_draws_what_it_drew_before_profiles_existed(train_labels, subset):
+    # The report's subset is unchanged by the profile option: the same images, so committed runs still compare.
+    step = build_selections(train_labels, SubsetParams(MINORITY, 0.1, "fixed"), seed=0)["subset"]
+    np.testing.assert_array_equal(step.indices, subset)

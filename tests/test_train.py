@@ -13,11 +13,13 @@ from stages.lib.data import TrainingSet, load_split, to_model_input
 from stages.lib.model import LeNet
 from stages.lib.remedies import Phase
 from stages.lib.samplers import SAMPLERS
+from stages.lib.diagnostics import feature_diagnostics
 from stages.train import TrainingDiverged, train_model
+from stages.train import warmup_rates as train_rates
 
 TRAIN = P.TrainParams(device="cpu", batch_size=100, learning_rate=0.01, momentum=0.9)
 ONE_EPOCH = [Phase(losses.cross_entropy, 1)]
-LOG_KEYS = {"epoch", "loss", "train_accuracy", "images", "distinct_minority_seen"}
+LOG_KEYS = {"epoch", "loss", "train_accuracy", "images", "distinct_minority_seen", "feature_cosine", "fc1_saturated"}
 MINORITY = (0, 1, 2, 3, 4)
 SHUFFLE = SAMPLERS["shuffle"]
 
@@ -139,3 +141,52 @@ def test_cosine_head_trains_with_the_ldam_loss(data):
     assert np.abs(logits).max() <= 30.0 + 1e-4  # cosine logits: the head really is s * cos
     assert history[0]["loss"] == pytest.approx(numpy_ldam_loss(logits, data.labels, margins), rel=1e-5)
     assert history[1]["loss"] < history[0]["loss"]  # one step of gradient descent lowered it
+
+
+def test_crt_freezes_the_body_and_retrains_a_fresh_classifier(data):
+    """Phase 2 of cRT changes fc2 only, starting from a fresh draw, and a resumed run gets the same draw."""
+    representation = train(data, [Phase(losses.cross_entropy, 1)])[0]
+    model, history = train(data, [Phase(losses.cross_entropy, 1),
+                                  Phase(losses.cross_entropy, 1, sampler="class_balanced", classifier_only=True)])
+    before, after = representation.state_dict(), model.state_dict()
+    for name, value in before.items():
+        same = np.array_equal(value.numpy(), after[name].numpy())
+        assert same == (not name.startswith("fc2.")), name
+    assert len(history) == 2
+
+
+def test_warmup_rises_linearly_to_the_learning_rate_then_holds():
+    train = dataclasses.replace(TRAIN, warmup_epochs=2)
+    first, second = train_rates(train, 0, 4), train_rates(train, 1, 4)
+    np.testing.assert_allclose(first + second, [0.01 * k / 8 for k in range(1, 9)], rtol=1e-12)
+    assert train_rates(train, 2, 4) is None and train_rates(TRAIN, 0, 4) is None
+
+
+def test_warmup_changes_training_and_zero_warmup_is_the_plain_run(data, trained):
+    plain, _ = trained
+    same, _ = train(data, train=dataclasses.replace(TRAIN, warmup_epochs=0))
+    warm, _ = train(data, train=dataclasses.replace(TRAIN, warmup_epochs=1))
+    for name, value in plain.state_dict().items():
+        np.testing.assert_array_equal(same.state_dict()[name].numpy(), value.numpy())
+    assert not np.array_equal(warm.state_dict()["fc2.weight"].numpy(), plain.state_dict()["fc2.weight"].numpy())
+
+
+def test_augmented_training_is_reproducible_and_differs_from_plain(data, trained):
+    shifted = dataclasses.replace(TRAIN, augment_shift_px=2)
+    a, b = train(data, train=shifted)[0], train(data, train=shifted)[0]
+    plain = trained[0]
+    for name, value in a.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), b.state_dict()[name].numpy())
+    assert not np.array_equal(a.state_dict()["fc2.weight"].numpy(), plain.state_dict()["fc2.weight"].numpy())
+
+
+def test_feature_diagnostics_by_hand():
+    model = LeNet()
+    x = paddle.to_tensor(np.random.default_rng(0).uniform(-1, 1, (5, 1, 28, 28)).astype("float32"))
+    features = model.features(x).numpy().astype(np.float64)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    gram = unit @ unit.T
+    expected_cosine = (gram.sum() - 5) / 20
+    result = feature_diagnostics(model, x)
+    assert result["feature_cosine"] == pytest.approx(expected_cosine, rel=1e-5)
+    assert result["fc1_saturated"] == pytest.approx(np.mean((features < 0.01) | (features > 0.99)))

@@ -4,6 +4,7 @@ and model-ready arrays."""
 import dataclasses
 import hashlib
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -98,6 +99,8 @@ class TrainingSelection:
     indices: np.ndarray  # [M] int64, into the (train_limit-cut) training split
     minority_classes: tuple[int, ...]
     keep_minority_every: int  # 1 = every image every epoch; k > 1 = the report's per-batch protocol
+    # The params that shaped it ({"subset.profile": "step", ...}; none for the full set), for the run record.
+    settings: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +110,8 @@ class TrainingSet:
     labels: np.ndarray  # [M] int64
     minority_classes: tuple[int, ...]
     keep_minority_every: int  # see TrainingSelection
+    settings: dict = dataclasses.field(default_factory=dict)  # see TrainingSelection
+    background: float = -1.0  # the model input of a blank pixel: data.pixel_range's low (augmentation's fill)
 
     @property
     def is_minority(self) -> np.ndarray:
@@ -119,6 +124,8 @@ def save_selection(path: Path, selection: TrainingSelection) -> None:
     training set gives the same bytes, so DVC does not rerun the stages that read an unchanged one."""
     arrays = {"indices": selection.indices, "minority_classes": np.array(selection.minority_classes),
               "keep_minority_every": np.array(selection.keep_minority_every)}
+    if selection.settings:
+        arrays["settings"] = np.array(json.dumps(selection.settings, sort_keys=True))
     with zipfile.ZipFile(path, "w") as archive:
         for key, array in arrays.items():
             buffer = io.BytesIO()
@@ -131,8 +138,9 @@ def load_selection(path: Path, split_size: int) -> TrainingSelection:
     training split of `split_size` images."""
     try:
         with np.load(path) as f:
+            settings = json.loads(str(f["settings"])) if "settings" in f else {}
             result = TrainingSelection(f["indices"].astype(np.int64), tuple(int(c) for c in f["minority_classes"]),
-                                 int(f["keep_minority_every"]))
+                                       int(f["keep_minority_every"]), settings)
     except FileNotFoundError:
         raise DataError(f"{path} is missing; run `dvc repro subset` first") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
@@ -165,7 +173,8 @@ def load_training_set(name: str, data: DataParams) -> TrainingSet:
     images, labels = load_split("train", data.train_limit)
     selection = load_selection(train_set_path(name), len(labels))
     return TrainingSet(to_model_input(images[selection.indices], data.pixel_range), labels[selection.indices],
-                       selection.minority_classes, selection.keep_minority_every)
+                       selection.minority_classes, selection.keep_minority_every, selection.settings,
+                       background=data.pixel_range[0])
 
 
 def _read(path: Path) -> np.ndarray:

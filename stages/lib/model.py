@@ -29,6 +29,14 @@ class LeNet(nn.Layer):
         self.fc2 = nn.Linear(64, num_classes, bias_attr=False if cosine_scale else None)
 
     def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        x = self.features(x)  # [N, 64]
+        if self.cosine_scale:
+            cosine = paddle.matmul(F.normalize(x, axis=1), F.normalize(self.fc2.weight, axis=0))  # [N, 10]
+            return self.cosine_scale * cosine
+        return self.fc2(x)
+
+    def features(self, x: paddle.Tensor) -> paddle.Tensor:
+        """What the classifier sees: fc1's sigmoid outputs [N, 64], in (0, 1)."""
         # The same function as sigmoid(pool1(sigmoid(conv1(x)))) and pool2(conv2(x)), computed faster: each
         # conv's bias is added after its max-pool, on a 4x smaller tensor. Exact, because a max-pool commutes
         # with adding a per-channel constant and with the increasing sigmoid: pool(sigmoid(z + b)) =
@@ -41,11 +49,7 @@ class LeNet(nn.Layer):
         # Paddle runs about 3x faster than its conv kernel (forward and backward).
         weight = self.conv3.weight.reshape([self.conv3.weight.shape[0], -1])  # [120, 256]
         x = paddle.matmul(paddle.flatten(x, start_axis=1), weight, transpose_y=True) + self.conv3.bias  # [N, 120]
-        x = F.sigmoid(self.fc1(x))  # [N, 64]
-        if self.cosine_scale:
-            cosine = paddle.matmul(F.normalize(x, axis=1), F.normalize(self.fc2.weight, axis=0))  # [N, 10]
-            return self.cosine_scale * cosine
-        return self.fc2(x)
+        return F.sigmoid(self.fc1(x))  # [N, 64]
 
 
 def _max_pool(x: paddle.Tensor) -> paddle.Tensor:

@@ -18,6 +18,7 @@ PARAMS_FILE = Path("params.yaml")
 DEVICES = ("auto", "cpu", "gpu")
 TRAIN_SETS = ("full", "subset")
 SUBSET_MODES = ("fixed", "per_batch")
+SUBSET_PROFILES = ("step", "exponential")
 MAX_SEED = 2**32  # numpy takes any seed >= 0; paddle.seed fails beyond 64 bits
 
 
@@ -57,6 +58,12 @@ class SubsetParams:
     # every training image, but the minority digits are dropped from every batch whose index is not a
     # multiple of 1 / fraction, so each epoch sees a different `fraction` of them.
     mode: str = "fixed"
+    # step: the minority digits keep `fraction`, the others everything (the report's reduction). exponential:
+    # the long-tailed profile of Cui et al. (2019) and Cao et al. (2019): the i-th digit of class_order keeps
+    # n_0 * imbalance_ratio^(-i / 9) images, n_0 being every image of the first (fixed mode only).
+    profile: str = "step"
+    imbalance_ratio: float = 100.0  # n_most / n_fewest of the exponential profile
+    class_order: tuple[int, ...] = (5, 6, 7, 8, 9, 0, 1, 2, 3, 4)  # head to tail, for exponential
 
     def __post_init__(self):
         classes = self.minority_classes
@@ -64,6 +71,12 @@ class SubsetParams:
         require(valid, "subset.minority_classes", classes, "a non-empty list of distinct digits 0-9")
         require(0 < self.fraction <= 1, "subset.fraction", self.fraction, "a number in (0, 1]")
         require(self.mode in SUBSET_MODES, "subset.mode", self.mode, f"one of {list(SUBSET_MODES)}")
+        require(self.profile in SUBSET_PROFILES, "subset.profile", self.profile, f"one of {list(SUBSET_PROFILES)}")
+        require(self.imbalance_ratio >= 1, "subset.imbalance_ratio", self.imbalance_ratio, "a number >= 1")
+        require(sorted(self.class_order) == list(range(10)), "subset.class_order", self.class_order,
+                "the ten digits 0-9, each once, from the most to the fewest images")
+        if self.profile == "exponential":
+            require(self.mode == "fixed", "subset.mode", self.mode, "fixed with subset.profile exponential")
         if self.mode == "per_batch":
             require(abs(1 / self.fraction - round(1 / self.fraction)) < 1e-9, "subset.fraction", self.fraction,
                     "1 / k for an integer k in per_batch mode (minority digits kept in every k-th batch)")
@@ -91,12 +104,23 @@ class TrainParams:
     batch_size: int
     learning_rate: float
     momentum: float
+    # The learning rate rises linearly from 0 over the first warmup_epochs epochs, step by step (as LDAM-DRW's
+    # reference code warms up); 0 = the full rate from the first step.
+    warmup_epochs: int = 0
+    grad_clip_norm: float = 0.0  # clip the gradients' global L2 norm to this; 0 = no clipping
+    # Each epoch, each training image is shifted by a random whole number of pixels in [-k, k] along each
+    # axis, the background filling in; 0 = the images as they are.
+    augment_shift_px: int = 0
 
     def __post_init__(self):
         require(self.device in DEVICES, "train.device", self.device, f"one of {list(DEVICES)}")
         require(self.batch_size > 0, "train.batch_size", self.batch_size, "an integer > 0")
         require(self.learning_rate > 0, "train.learning_rate", self.learning_rate, "a number > 0")
         require(0 <= self.momentum < 1, "train.momentum", self.momentum, "a number in [0, 1)")
+        require(self.warmup_epochs >= 0, "train.warmup_epochs", self.warmup_epochs, "an integer >= 0")
+        require(self.grad_clip_norm >= 0, "train.grad_clip_norm", self.grad_clip_norm, "a number >= 0 (0 = off)")
+        require(0 <= self.augment_shift_px <= 13, "train.augment_shift_px", self.augment_shift_px,
+                "an integer in [0, 13] (pixels; 0 = off)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +129,20 @@ class VariantParams:
     loss: str  # a remedy of stages.lib.remedies, with its hyperparameters in `losses.<loss>`
     epochs: int | None = None  # the focal curriculum takes its length from losses.focal_curriculum instead
     sampler: str = "shuffle"  # a sampler of stages.lib.samplers: shuffle | class_balanced
+    warmup_epochs: int | None = None  # this variant's own train.warmup_epochs (as its paper trains it)
 
     def check(self, name: str) -> None:
         """The checks that need no registry; stages.lib.variants checks loss, sampler and epochs."""
         key = f"variants.{name}"
         require(self.train_set in TRAIN_SETS, f"{key}.train_set", self.train_set, f"one of {list(TRAIN_SETS)}")
+        require(self.warmup_epochs is None or self.warmup_epochs >= 0, f"{key}.warmup_epochs", self.warmup_epochs,
+                "null (train.warmup_epochs) or an integer >= 0")
+
+    def train_params(self, train: TrainParams) -> TrainParams:
+        """`train` with this variant's own settings in place of the section's."""
+        if self.warmup_epochs is None:
+            return train
+        return dataclasses.replace(train, warmup_epochs=self.warmup_epochs)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,7 +7,9 @@ Adding a remedy is one record here, its defaults in params.yaml, its citation in
 
 A phase is one per-batch loss (stages.lib.losses) with fixed keyword arguments for some epochs; the model and
 optimizer carry over from phase to phase. Cross-entropy is one phase, the focal curriculum one phase per
-gamma, LDAM-DRW two (plain, then re-weighted). Re-sampling is not a loss but a sampler (stages.lib.samplers).
+gamma, LDAM-DRW two (plain, then re-weighted), cRT two (the whole network, then only its re-initialised
+classifier, on class-balanced batches). Re-sampling is not a loss but a sampler (stages.lib.samplers); a phase
+may name its own.
 """
 
 import dataclasses
@@ -20,7 +22,7 @@ import paddle
 
 from stages.lib import losses
 from stages.lib.metrics import log_prior
-from stages.lib.params import require
+from stages.lib.params import ParamsError, require
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +31,9 @@ class Phase:
     epochs: int
     # Keyword arguments of the loss: numbers, or per-class tuples [C] (turned into tensors on the device).
     options: dict = dataclasses.field(default_factory=dict)
+    sampler: str | None = None  # a key of stages.lib.samplers.SAMPLERS; None = the variant's sampler
+    # True: the classifier (the last layer) is re-initialised when the phase starts and is all that trains.
+    classifier_only: bool = False
 
     def loss_fn(self):
         kwargs = {key: paddle.to_tensor(np.array(value, dtype=np.float32)) if isinstance(value, tuple) else value
@@ -160,6 +165,25 @@ def _ldam_drw(p: LdamDrwParams, epochs: int, counts: np.ndarray) -> list[Phase]:
     return [phase for phase in phases if phase.epochs > 0]
 
 
+@dataclasses.dataclass(frozen=True)
+class CrtParams:  # Kang et al., 2020: classifier re-training
+    classifier_share: float  # share of the epochs that re-train only the classifier, at the end
+
+    def __post_init__(self):
+        require(0 < self.classifier_share < 1, "losses.crt.classifier_share", self.classifier_share,
+                "a number in (0, 1): both phases need epochs")
+
+
+def _crt(p: CrtParams, epochs: int, counts: np.ndarray) -> list[Phase]:
+    """Cross-entropy with the variant's sampler (the representation), then the classifier alone, re-initialised,
+    with class-balanced sampling, for the last classifier_share of the epochs (at least one each)."""
+    classifier_epochs = min(max(math.floor(p.classifier_share * epochs + 0.5), 1), epochs - 1)
+    if classifier_epochs < 1:
+        raise ParamsError(f"losses.crt needs at least 2 epochs (one per phase); the variant has {epochs}")
+    return [Phase(losses.cross_entropy, epochs - classifier_epochs),
+            Phase(losses.cross_entropy, classifier_epochs, sampler="class_balanced", classifier_only=True)]
+
+
 REMEDIES = {
     "cross_entropy": Remedy(CrossEntropyParams, _cross_entropy),
     "focal": Remedy(FocalParams, _focal),
@@ -168,4 +192,5 @@ REMEDIES = {
     "logit_adjusted": Remedy(LogitAdjustedParams, _logit_adjusted),
     # LDAM needs a cosine classifier with logits s * cos (Cao et al.'s code).
     "ldam_drw": Remedy(LdamDrwParams, _ldam_drw, head_scale=lambda p: p.scale),
+    "crt": Remedy(CrtParams, _crt),
 }

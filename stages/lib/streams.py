@@ -14,6 +14,8 @@ class Stream(enum.IntEnum):
     SUBSET = 1  # the fixed subset's draw of minority images
     SHUFFLE = 2  # an epoch's order, keyed further by (phase, epoch)
     VALIDATION = 3  # the images a training set holds out for tuning, keyed further by the set's index
+    CLASSIFIER = 4  # cRT's re-initialised classifier
+    AUGMENT = 5  # an epoch's random shifts, keyed further by (phase, epoch)
 
 
 def stream_rng(seed: int, stream: Stream, *key: int) -> np.random.Generator:

@@ -5,6 +5,7 @@ or epochs given to a remedy that sets its own, fail before any work with the key
 """
 
 import dataclasses
+import json
 
 import numpy as np
 
@@ -22,6 +23,11 @@ class Variant:
     loss_params: object  # remedy.params, from losses.<loss>
     sampler: Sampler
     epochs: int | None  # None for a fixed-length remedy
+    settings: P.VariantParams  # its params.yaml entry, as read
+
+    def train_params(self, train: P.TrainParams) -> P.TrainParams:
+        """The `train` section as this variant trains: with its own warm-up, if it sets one."""
+        return self.settings.train_params(train)
 
     def phases(self, class_counts: np.ndarray) -> list[Phase]:
         """The phases this variant trains through, in order; class_counts [C] = images of each class per epoch."""
@@ -68,4 +74,21 @@ def _resolve(name: str, settings: P.VariantParams, losses: dict) -> Variant:
     entry = losses[settings.loss] if losses[settings.loss] is not None else {}
     loss_params = P.from_mapping(remedy.params, entry, prefix=f"losses.{settings.loss}")
     return Variant(name, settings.train_set, settings.loss, remedy, loss_params, SAMPLERS[settings.sampler],
-                   settings.epochs)
+                   settings.epochs, settings)
+
+
+def run_params(params: dict, name: str) -> dict:
+    """The params that determine variant `name`'s model, flat and typed as the dataclasses read them
+    ({"variants.focal.epochs": 10, "losses.focal.gamma": 2.0, "train.learning_rate": 0.01, ...}): the run
+    record that the training summary and evaluate's metrics carry. The subset's own come with the training
+    set (data.TrainingSelection.settings). The device is left out: it is recorded beside, as what ran."""
+    variant = load_variant(params, name)
+    sections = {f"variants.{name}": variant.settings, f"losses.{variant.loss}": variant.loss_params,
+                "train": variant.train_params(P.section(params, "train", P.TrainParams))}
+    flat = {f"{prefix}.{key}": value for prefix, record in sections.items()
+            for key, value in dataclasses.asdict(record).items()}
+    data = P.section(params, "data", P.DataParams)
+    flat.update({"data.pixel_range": data.pixel_range, "data.train_limit": data.train_limit})
+    flat.pop("train.device")
+    return {key: json.dumps(list(value)) if isinstance(value, (tuple, list)) else value
+            for key, value in flat.items() if value is not None}
