@@ -49,8 +49,9 @@ def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: p
         axis.plot(center, y, "D" if row["split"] else "s", color="black", markersize=6, zorder=4)
     shown = [100 * runs.loc[i][runs.loc[i] >= CHANCE].min() for i in rows.index]
     ends = [100 * (r["accuracy_mean"] + sign * r["accuracy_ci95"]) for _, r in rows.iterrows() for sign in (-1, 1)]
-    references = {column: 100 * table.loc[int(rows[column].dropna().mode()[0]), "accuracy_mean"]
-                  for column in LINES if rows[column].notna().any()}
+    budget = table[table["epochs"] == epochs]
+    references = {column: 100 * table.loc[int(budget[column].dropna().mode()[0]), "accuracy_mean"]
+                  for column in LINES if budget[column].notna().any()}
     values = [v for v in shown + ends + list(references.values()) if not pd.isna(v)]
     low, high = min(values) - 0.6, min(100.0, max(values) + 0.6)
     top = len(rows)  # two empty rows above the remedies hold the references' labels, one each

@@ -42,10 +42,11 @@ def mean_and_interval(values) -> tuple[float, float]:
 def with_posthoc(runs: pd.DataFrame, derive: pd.Series) -> pd.DataFrame:
     """The runs less those whose setting changes only the tau (their plain metrics are their parent's), plus a
     post-hoc run of each run where `derive` holds, whose accuracies are its post-hoc logit-adjusted ones."""
-    derived = runs[derive].assign(posthoc=True, **{plain: runs[source] for plain, source in POSTHOC_AS.items()})
+    derived = runs[derive]
+    derived = derived.assign(posthoc=True, **{plain: derived[source] for plain, source in POSTHOC_AS.items()})
     derived[list(POSTHOC_AS.values())] = math.nan
     plain = runs[runs["setting"] == runs["base"]].assign(posthoc=False)
-    return pd.concat([plain, derived]).sort_index(kind="stable")
+    return pd.concat([plain, derived]).sort_index(kind="stable").astype({"posthoc": bool})
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
@@ -75,7 +76,7 @@ def validation_table(runs: pd.DataFrame) -> pd.DataFrame:
     swept = runs.groupby(["variant", "base", "protocol"])["tau"].transform("nunique") >= 2
     table = summarize(with_posthoc(runs, swept))
     best = table.groupby(["variant", "protocol", "posthoc"])["balanced_accuracy_mean"]
-    table["chosen"] = (best.transform("size") >= 2) & (table["balanced_accuracy_mean"] == best.transform("max"))
+    table["chosen"] = (best.transform("size") >= 2) & table.index.isin(best.idxmax())  # a tie: the first
     return table
 
 
@@ -150,7 +151,9 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
             pairs.append(("focal factor detached vs not", i, rows.get((row.variant, other, row.protocol,
                                                                       row.posthoc), math.nan)))
     seeds = test_runs_accuracy(runs, table)
-    return pd.DataFrame.from_records([_paired(comparison, table, seeds, a, b) for comparison, a, b in pairs])
+    return pd.DataFrame.from_records([_paired(comparison, table, seeds, a, b) for comparison, a, b in pairs],
+                                     columns=["comparison", "a", "b", "paired_seeds", "difference_mean",
+                                              "difference_ci95"])
 
 
 def test_runs_accuracy(runs: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
