@@ -1,0 +1,151 @@
+"""Runs: one row per run, identified by the record evaluate writes in metrics/<variant>.json (block `run`):
+variant, seed, validation, per_batch, tau and params (every param that determined the model, as JSON text).
+A run's setting is what its params change from params.yaml here; its name is rendered from that, for display."""
+
+import dataclasses
+import json
+import math
+import sys
+
+import pandas as pd
+
+from stages.lib import params as P
+
+IDENTITY = ["variant", "seed", "validation", "per_batch", "tau", "params"]
+METRICS = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accuracy", "logit_adjusted.accuracy",
+           "logit_adjusted.balanced_accuracy", "logit_adjusted.minority_accuracy",
+           "logit_adjusted.majority_accuracy", "distinct_minority_seen", "epochs", "test_loss"]
+COLUMNS = [*IDENTITY, *METRICS, "experiment"]
+TAU_KEY = "evaluate.logit_adjustment_tau"  # a change of the run's tau is shown under this key
+PROTOCOL_KEY = "subset.mode"  # shown as the protocol column (per_batch), not as a change
+LOSS_NAMES = {"cross_entropy": "cross-entropy", "focal": "focal", "focal_curriculum": "focal curriculum",
+              "class_balanced": "class-balanced", "logit_adjusted": "logit-adjusted loss", "ldam_drw": "LDAM-DRW"}
+# The hyperparameters a name always shows, by loss, with their short names; other params only when changed.
+SHOWN = {"focal": {"gamma": "gamma"}, "focal_curriculum": {"gammas": "gamma"}, "class_balanced": {"beta": "beta"},
+         "logit_adjusted": {"tau": "tau"}, "ldam_drw": {"scale": "s", "max_margin": "margin"}}
+IMPLIED = ("epochs", "epochs_per_gamma", "logit_adjustment_tau", "sampler")  # the name shows them otherwise
+
+
+def read_runs(path) -> pd.DataFrame:
+    """The runs file, checked for its columns."""
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    runs = pd.read_csv(path, dtype={"variant": str, "params": str})
+    missing = [column for column in COLUMNS if column not in runs]
+    if missing:
+        raise SystemExit(f"{path}: no column {missing[0]}; expected {COLUMNS}")
+    return runs[COLUMNS]
+
+
+def collect_runs(rows: list[dict]) -> pd.DataFrame:
+    """One row per metrics file carrying a run record in `dvc exp show` rows (files without one are skipped)."""
+    records = []
+    for row in rows:
+        for key in row:
+            if not (key.startswith("metrics/") and key.endswith(":run.variant")) or row[key] is None:
+                continue
+            prefix = key.removesuffix("run.variant")
+            params = {name.removeprefix(f"{prefix}run.params."): value for name, value in row.items()
+                      if name.startswith(f"{prefix}run.params.") and value is not None}
+            record = {"variant": row[key], **{field: row.get(f"{prefix}run.{field}") for field in IDENTITY[1:5]},
+                      "params": json.dumps(params, sort_keys=True),
+                      **{metric: row.get(prefix + metric) for metric in METRICS},
+                      "experiment": row.get("Experiment") or row["rev"]}
+            if isinstance(record["accuracy"], (int, float)):
+                records.append(record)
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def merge_runs(committed: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
+    """One row per identity: copies of one run (experiments carry stale copies of other variants' files) are
+    one run; of a run redone with other results (newer code), the one dvc finds now replaces the older."""
+    runs = pd.concat([part for part in (found, committed) if len(part)] or [committed], ignore_index=True)
+    runs = runs.drop_duplicates(IDENTITY + METRICS)
+    redone = runs.duplicated(IDENTITY)
+    for row in runs[redone].itertuples():
+        print(f"dropped {row.variant} seed {row.seed} of {row.experiment}: the same run found now gave other "
+              "results and is kept", file=sys.stderr)
+    return runs[~redone].reset_index(drop=True)
+
+
+def defaults(params: dict) -> dict:
+    """params.yaml flattened as a run record flattens it (`losses.focal.gamma`), variants completed by the
+    defaults of their dataclass (a variant's sampler is `shuffle` unless it says otherwise)."""
+    flat = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat[prefix + key] = value
+    walk("", params)
+    for name, variant in P.variants(params).items():
+        for key, value in dataclasses.asdict(variant).items():
+            flat.setdefault(f"variants.{name}.{key}", value)
+    return flat
+
+
+def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """The runs plus: changes (dict) and setting (its JSON) against params.yaml, base (the setting without the
+    tau), train_set, loss, sampler, protocol and the table order, sorted in it."""
+    flat, names = defaults(params), list(params["variants"])
+    records = [json.loads(text) for text in runs["params"]]
+    changes = [_changes(record, tau, flat) for record, tau in zip(records, runs["tau"])]
+    runs = runs.assign(record=records, changes=changes, setting=[json.dumps(c, sort_keys=True) for c in changes],
+                       base=[json.dumps({k: v for k, v in c.items() if k != TAU_KEY}, sort_keys=True)
+                             for c in changes],
+                       **{column: [r[f"variants.{v}.{column}"] for r, v in zip(records, runs["variant"])]
+                          for column in ("train_set", "loss", "sampler")})
+    runs["protocol"] = ["full" if t == "full" else "per_batch" if pb else "fixed"
+                        for t, pb in zip(runs["train_set"], runs["per_batch"])]
+    kinds = [(flat[f"variants.{n}.train_set"], flat[f"variants.{n}.loss"], flat[f"variants.{n}.sampler"])
+             for n in names]
+    runs["order"] = [names.index(v) if v in names else next(
+        (i + 0.5 for i, kind in enumerate(kinds) if kind == k), len(names))
+        for v, k in zip(runs["variant"], zip(runs["train_set"], runs["loss"], runs["sampler"]))]
+    runs["changed"] = runs["setting"] != "{}"
+    return runs.sort_values(["order", "variant", "changed", "setting", "protocol", "validation", "seed"],
+                            kind="stable").reset_index(drop=True)
+
+
+def _changes(record: dict, tau: float, flat: dict) -> dict:
+    changes = {key: value for key, value in sorted(record.items())
+               if key in flat and key != PROTOCOL_KEY and _plain(value) != _plain(flat[key])}
+    return changes | ({TAU_KEY: tau} if not math.isclose(tau, flat[TAU_KEY]) else {})
+
+
+def _plain(value):
+    """A param comparable across its forms: a list is its JSON text in a record, a tuple in a dataclass."""
+    if isinstance(value, str) and value.startswith("["):
+        return json.loads(value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def run_name(variant: str, record: dict, changes: dict, epochs: int, per_batch: bool, tau: float,
+             posthoc: bool) -> str:
+    """`LDAM-DRW, s 20, margin 0.25, 10 epochs`: the loss, its main hyperparameters, what else changed."""
+    loss = record[f"variants.{variant}.loss"]
+    parts = [LOSS_NAMES.get(loss, loss.replace("_", " "))]
+    parts += ["full data"] if record[f"variants.{variant}.train_set"] == "full" else []
+    shown = {f"losses.{loss}.{key}": short for key, short in SHOWN.get(loss, {}).items()}
+    parts += [f"{short} {_show(record[key])}" for key, short in shown.items() if key in record]
+    for key, value in changes.items():
+        last = key.rsplit(".", 1)[-1]
+        if key in shown or last in IMPLIED:
+            continue
+        words = "factor" if last == "detach_factor" else last.replace("_", " ")
+        parts.append(f"{words} {'detached' if last == 'detach_factor' else ''}".strip() if value is True
+                     else f"{words} not detached" if last == "detach_factor" else f"{words} {_show(value)}")
+    sampler = record[f"variants.{variant}.sampler"]
+    parts += [f"{sampler.replace('_', '-')} sampler"] if sampler != "shuffle" else []
+    parts += [f"{epochs} epochs"] + (["per-batch protocol"] if per_batch else [])
+    return ", ".join(parts) + (f" + post-hoc LA, tau {tau:g}" if posthoc else "")
+
+
+def _show(value) -> str:
+    """A value as a name writes it: 0.25, 120, gammas [0.2, ..., 15] as 0.2-15."""
+    value = _plain(value)
+    if isinstance(value, list):
+        return f"{value[0]:g}-{value[-1]:g}" if len(value) > 1 else f"{value[0]:g}"
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)

@@ -1,0 +1,185 @@
+"""The tables over seeds: validation (the setting chosen per remedy), test (equal-budget references, gap
+recovered, status) and paired differences; accuracies are fractions here, points in the markdown."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from scripts.report.runs import TAU_KEY, run_name
+
+CONFIDENCE = 0.95
+# Balanced accuracy below twice chance (10 digits: 0.1 for a model that predicts one class): a seed whose
+# training collapsed. A row whose seeds split shows the median of the rest, not a mean across both.
+CHANCE = 0.2
+KEY = ["variant", "setting", "protocol", "posthoc"]  # one row of a table
+SHOWN = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accuracy", "logit_adjusted.accuracy",
+         "logit_adjusted.minority_accuracy"]
+POSTHOC_AS = {"accuracy": "logit_adjusted.accuracy", "balanced_accuracy": "logit_adjusted.balanced_accuracy",
+              "minority_accuracy": "logit_adjusted.minority_accuracy",
+              "majority_accuracy": "logit_adjusted.majority_accuracy"}
+TUNED, DEFAULT, EXPLORATORY = "validation-tuned", "paper default", "exploratory (chosen on test)"
+DETACHED, REFERENCE, OTHER = "the report's gradient", "reference", "other"
+# Settings picked by looking at test accuracy before there was a validation split: s = 10 from a probe that
+# printed test accuracy; 120 epochs after the 10-epoch run led the table.
+CHOSEN_ON_TEST = [("ldam_drw", {"losses.ldam_drw.scale": 10.0}), ("resampled", {"variants.resampled.epochs": 120})]
+# Test accuracy (%) the course report gives for the models it trained; a reference, not a parameter.
+REPORT_ACCURACY = {("baseline", "{}", "full"): 98.7, ("reduced", "{}", "per_batch"): 92.0,
+                   ("focal", "{}", "per_batch"): 98.0}
+
+
+def mean_and_interval(values) -> tuple[float, float]:
+    """The mean and the half-width of its 95% Student t interval (NaN for fewer than two values)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return (float(values.mean()) if len(values) else math.nan), math.nan
+    t = stats.t.ppf(0.5 + CONFIDENCE / 2, len(values) - 1)
+    return float(values.mean()), float(t * values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def with_posthoc(runs: pd.DataFrame, derive: pd.Series) -> pd.DataFrame:
+    """The runs less those whose setting changes only the tau (their plain metrics are their parent's), plus a
+    post-hoc run of each run where `derive` holds, whose accuracies are its post-hoc logit-adjusted ones."""
+    derived = runs[derive]
+    derived = derived.assign(posthoc=True, **{plain: derived[source] for plain, source in POSTHOC_AS.items()})
+    derived[list(POSTHOC_AS.values())] = math.nan
+    plain = runs[runs["setting"] == runs["base"]].assign(posthoc=False)
+    return pd.concat([plain, derived]).sort_index(kind="stable").astype({"posthoc": bool})
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per KEY, in the runs' order: seeds, seeds at chance, and per metric the mean, median and 95% half-width
+    over the seeds that trained (all seeds if none or all are at chance)."""
+    chance = runs["balanced_accuracy"] < CHANCE
+    groups = runs.assign(chance=chance).groupby(KEY, sort=False)
+    counted = chance & ~groups["chance"].transform("all")
+    table = groups.agg(seeds=("seed", "size"), at_chance=("chance", "sum"), **{
+        column: (column, "first") for column in ("epochs", "changes", "record", "train_set", "loss", "sampler",
+                                                 "tau", "validation")})
+    ci95 = ("ci95", lambda values: mean_and_interval(values)[1])
+    metrics = runs[~counted].groupby(KEY, sort=False)[SHOWN].agg(["mean", "median", ci95])
+    metrics.columns = [f"{column}_{stat}" for column, stat in metrics.columns]
+    table = table.join(metrics).reset_index()
+    table["split"] = (table["at_chance"] > 0) & (table["at_chance"] < table["seeds"])
+    table["center"] = table["accuracy_median"].where(table["split"], table["accuracy_mean"])
+    table["name"] = [run_name(r.variant, r.record, r.changes, r.epochs, r.protocol == "per_batch", r.tau, r.posthoc)
+                     for r in table.itertuples()]
+    return table
+
+
+def validation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The validation runs per row, post-hoc rows for a model whose tau was swept; per remedy (variant,
+    protocol, post-hoc or not) with two settings or more, `chosen` is the best mean balanced accuracy."""
+    runs = runs[runs["validation"]]
+    swept = runs.groupby(["variant", "base", "protocol"])["tau"].transform("nunique") >= 2
+    table = summarize(with_posthoc(runs, swept))
+    best = table.groupby(["variant", "protocol", "posthoc"])["balanced_accuracy_mean"]
+    table["chosen"] = (best.transform("size") >= 2) & table.index.isin(best.idxmax())  # a tie: the first
+    return table
+
+
+def test_runs(runs: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
+    """The test runs, plus the post-hoc run of each whose setting validation chose post hoc."""
+    runs = runs[~runs["validation"]]
+    chosen = set(validation.loc[validation["chosen"] & validation["posthoc"], ["variant", "setting", "protocol"]]
+                 .itertuples(index=False, name=None))
+    return with_posthoc(runs, pd.Series([key in chosen for key in zip(runs["variant"], runs["setting"],
+                                                                       runs["protocol"])], index=runs.index))
+
+
+def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd.DataFrame:
+    """The test rows: references at the row's epochs, gap recovered, status, the course report's figure."""
+    table = summarize(test_runs(runs, validation))
+    table["full_reference"] = [_reference(table, row, "full") for row in table.itertuples()]
+    table["reduced_reference"] = [_reference(table, row, "fixed") for row in table.itertuples()]
+    full, reduced = (table["center"].reindex(table[column]).to_numpy()
+                     for column in ("full_reference", "reduced_reference"))
+    table["gap_recovered"] = ((table["center"] - reduced) / (full - reduced)).where(~table["split"])
+    chosen = set(validation.loc[validation["chosen"], KEY].itertuples(index=False, name=None))
+    table["status"] = [_status(row, chosen, params, set(table["full_reference"])) for row in table.itertuples()]
+    table["report_accuracy"] = [REPORT_ACCURACY.get((r.variant, r.setting, r.protocol), math.nan) if not r.posthoc
+                                else math.nan for r in table.itertuples()]
+    return table
+
+
+def _reference(table: pd.DataFrame, row, protocol: str) -> float:
+    """The index of the plain cross-entropy, shuffled row on `protocol` (full or fixed) with the row's epochs (and
+    subset changes): the one with most seeds, then the first; NaN if there is none."""
+    subset = {k: v for k, v in row.changes.items() if k.startswith("subset.")} if protocol == "fixed" else {}
+    same_subset = table["changes"].map(lambda c: {k: v for k, v in c.items() if k.startswith("subset.")} == subset)
+    candidates = table[(table["protocol"] == protocol) & (table["epochs"] == row.epochs) & ~table["posthoc"]
+                       & (table["loss"] == "cross_entropy") & (table["sampler"] == "shuffle") & same_subset]
+    return candidates["seeds"].idxmax() if len(candidates) else math.nan
+
+
+def _status(row, chosen: set, params: dict, references: set) -> str:
+    """How a row's setting was chosen, the first rule that holds."""
+    default = row.variant in params["variants"] and not row.changes
+    if (row.variant, row.setting, row.protocol, row.posthoc) in chosen:
+        return f"{TUNED} (= {DEFAULT})" if default else TUNED
+    if default:
+        return DEFAULT
+    if (row.variant, row.changes) in CHOSEN_ON_TEST:
+        return EXPLORATORY
+    if row.variant in params["variants"] and row.changes and all(
+            k.endswith(".detach_factor") and v is True for k, v in row.changes.items()):
+        return DETACHED
+    return REFERENCE if row.Index in references and row.variant not in params["variants"] else OTHER
+
+
+def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Test accuracy A - B in points over the seeds both have: the curriculum against cross-entropy at its epochs,
+    the best remedy at each budget against full data, per-batch against fixed, the detached focal factor."""
+    pairs = [("focal curriculum vs cross-entropy, same epochs", i, row.reduced_reference)
+             for i, row in table[(table["loss"] == "focal_curriculum") & (table["protocol"] == "fixed")].iterrows()]
+    remedies = table[(table["protocol"] == "fixed") & ~table["split"]
+                     & ((table["loss"] != "cross_entropy") | (table["sampler"] != "shuffle") | table["posthoc"])
+                     & ~table["status"].isin([EXPLORATORY, DETACHED, OTHER])]
+    pairs += [(f"best {epochs}-epoch remedy vs full data", best, table.loc[best, "full_reference"])
+              for epochs, best in remedies.groupby("epochs")["center"].idxmax().items()]
+    rows = {key: i for i, key in enumerate(zip(table["variant"], table["setting"], table["protocol"],
+                                               table["posthoc"]))}
+    for i, row in table.iterrows():
+        if row.protocol == "per_batch":
+            pairs.append(("per-batch protocol vs fixed subset", i, rows.get((row.variant, row.setting, "fixed",
+                                                                            row.posthoc), math.nan)))
+        detach = {k: v for k, v in row.changes.items() if k.endswith(".detach_factor")}
+        if detach and list(detach.values()) == [True]:
+            other = json.dumps({k: v for k, v in row.changes.items() if k not in detach}, sort_keys=True)
+            pairs.append(("focal factor detached vs not", i, rows.get((row.variant, other, row.protocol,
+                                                                      row.posthoc), math.nan)))
+    seeds = test_runs_accuracy(runs, table)
+    return pd.DataFrame.from_records([_paired(comparison, table, seeds, a, b) for comparison, a, b in pairs],
+                                     columns=["comparison", "a", "b", "paired_seeds", "difference_mean",
+                                              "difference_ci95"])
+
+
+def test_runs_accuracy(runs: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+    """Test accuracy per (table row index, seed)."""
+    index = {key: i for i, key in enumerate(zip(*(table[column] for column in KEY)))}
+    return runs.assign(row=[index[key] for key in zip(*(runs[column] for column in KEY))]).set_index(
+        ["row", "seed"])["accuracy"]
+
+
+def _paired(comparison: str, table: pd.DataFrame, seeds: pd.Series, a: int, b: float) -> dict:
+    record = {"comparison": comparison, "a": table.loc[a, "name"], "b": "-", "paired_seeds": 0,
+              "difference_mean": math.nan, "difference_ci95": math.nan}
+    if pd.isna(b):
+        return record
+    differences = (100 * (seeds.loc[a] - seeds.loc[int(b)])).dropna()
+    mean, half_width = mean_and_interval(differences)
+    return {**record, "b": table.loc[int(b), "name"], "paired_seeds": len(differences),
+            "difference_mean": mean, "difference_ci95": half_width}
+
+
+def chosen_settings(validation: pd.DataFrame) -> dict:
+    """Per remedy, the `-S` settings validation chose (param key -> value); a post-hoc choice is its tau."""
+    chosen = {}
+    for row in validation[validation["chosen"]].itertuples():
+        settings = {k: v for k, v in row.changes.items() if k != TAU_KEY}
+        name = f"{row.variant} + post-hoc LA" if row.posthoc else row.variant
+        chosen[name + ("" if row.protocol == "fixed" else f" ({row.protocol})")] = (
+            {TAU_KEY: float(row.tau)} if row.posthoc else settings)
+    return chosen
