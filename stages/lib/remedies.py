@@ -141,14 +141,15 @@ def _logit_adjusted(p: LogitAdjustedParams, epochs: int, counts: np.ndarray) -> 
 
 @dataclasses.dataclass(frozen=True)
 class LdamDrwParams:  # Cao et al., 2019
-    max_margin: float  # margin of the rarest class; class j gets max_margin * (n_min / n_j)^(1/4)
+    max_margin: float  # margin of the rarest class; class j gets max_margin * (n_min / n_j)^(1/4); 0 = none
     scale: float  # s: the cosine classifier's logits are s * cos(feature, class weight)
     drw_start: float  # share of the epochs trained before the deferred re-weighting starts
     beta: float  # class-balanced weights of the re-weighting phase
 
     def __post_init__(self):
         key = "losses.ldam_drw"
-        require(self.max_margin > 0, f"{key}.max_margin", self.max_margin, "a number > 0")
+        require(self.max_margin >= 0, f"{key}.max_margin", self.max_margin,
+                "a number >= 0 (0: a plain cosine softmax, the ablation of the margins)")
         require(self.scale > 0, f"{key}.scale", self.scale, "a number > 0")
         require(0 <= self.drw_start <= 1, f"{key}.drw_start", self.drw_start, "a number in [0, 1]")
         require(0 <= self.beta < 1, f"{key}.beta", self.beta, "a number in [0, 1)")
