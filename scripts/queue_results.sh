@@ -2,15 +2,18 @@
 # Queues and runs the experiments behind reports/remedies.md with DVC's sweep syntax; one experiment per value,
 # each rerunning only the stages it targets. The whole recipe, in order, is one command:
 #
-#   scripts/queue_results.sh all   # = tune, tune-120, report, test, posthoc, report
+#   scripts/queue_results.sh all   # = tune, tune-120, tune-added, report, test, posthoc, ldam, test-added, report
 #
 # Each step queues its experiments, runs them (`dvc queue start -j 2`, one worker per core) and waits:
-#   tune      validation sweeps (validation.tune=true, seeds 0 and 1) and the curriculum's schedules
-#   tune-120  the post-hoc taus of the 120-epoch model `tune` trained (found in DVC's run cache)
-#   report    python scripts/remedies_report.py: collects HEAD's experiments, writes reports/chosen.yaml
-#   test      test runs: what validation chose (read from reports/chosen.yaml), more seeds, the 120-epoch
-#             reference, the report's protocol and the detached focal factor
-#   posthoc   the post-hoc tau chosen for the 120-epoch model, on the models `test` trained
+#   tune       validation sweeps (validation.tune=true, seeds 0 and 1) and the curriculum's schedules
+#   tune-120   the post-hoc taus of the 120-epoch model `tune` trained (found in DVC's run cache)
+#   tune-added validation sweeps of cRT's classifier share and of the random shifts
+#   report     python scripts/remedies_report.py: collects HEAD's experiments, writes reports/chosen.yaml
+#   test       test runs: what validation chose (read from reports/chosen.yaml), more seeds, the 120-epoch
+#              reference, the report's protocol and the detached focal factor
+#   posthoc    the post-hoc tau chosen for the 120-epoch model, on the models `test` trained
+#   ldam       LDAM-DRW's collapse, settled by ablation (docs/remedies.md, "LDAM-DRW")
+#   test-added cRT at both budgets, the long-tailed profile, and the random shifts with the best remedies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +41,9 @@ for key, value in chosen[sys.argv[1]].items():
 }
 SEEDS5="seed=0,1,2,3,4"
 BASELINE_120='+variants.baseline_120={train_set: full, loss: cross_entropy, epochs: 120}'
+CRT_120='+variants.crt_120={train_set: subset, loss: crt, epochs: 120}'
+# The cosine classifier alone (no margins, no DRW) on every training image: LDAM's head as a reference.
+COSINE_FULL='+variants.cosine_full={train_set: full, loss: ldam_drw, epochs: 10, warmup_epochs: 1}'
 POSTHOC_TAUS="evaluate.logit_adjustment_tau=0.5,1,1.5,2,3"
 
 step() {  # queue one step's experiments, then run them and wait
@@ -63,6 +69,40 @@ step() {  # queue one step's experiments, then run them and wait
         ;;
     tune-120)
         queue -S validation.tune=true -S "$POSTHOC_TAUS" evaluate@reduced_120
+        ;;
+    tune-added)
+        queue -S validation.tune=true -S 'seed=0,1' -S 'losses.crt.classifier_share=0.1,0.2,0.3,0.5' evaluate@crt
+        queue -S validation.tune=true -S 'seed=0,1' -S 'train.augment_shift_px=1,2,3' evaluate@reduced \
+            evaluate@resampled
+        ;;
+    ldam)
+        # s 30, margin 0.5, 10 epochs, five seeds on the test set; seed 0 of the default is the committed run.
+        queue -S 'seed=1,2,3,4' evaluate@ldam_drw evaluate@crt  # (b) the default: a warm-up of one epoch
+        no_warmup=(-S variants.ldam_drw.warmup_epochs=0)
+        queue -S "$SEEDS5" "${no_warmup[@]}" evaluate@ldam_drw  # (a) as it was, with DRW as the reference
+        queue -S "$SEEDS5" "${no_warmup[@]}" -S train.grad_clip_norm=1.0 evaluate@ldam_drw  # (c) clipped
+        queue -S "$SEEDS5" "${no_warmup[@]}" -S train.learning_rate=0.003 evaluate@ldam_drw  # (c) a lower rate
+        queue -S "$SEEDS5" "${no_warmup[@]}" -S losses.ldam_drw.max_margin=0.0 evaluate@ldam_drw  # (d) margin 0
+        queue -S "$SEEDS5" -S losses.ldam_drw.drw_start=1.0 evaluate@ldam_drw  # the margins without DRW
+        # The cosine head alone (margin 0, no DRW, the same warm-up) on the subset and on every image, and the
+        # cross-entropy references trained with the same warm-up: what training faster is worth by itself.
+        queue -S "$SEEDS5" -S losses.ldam_drw.max_margin=0.0 -S losses.ldam_drw.drw_start=1.0 -S "$COSINE_FULL" \
+            evaluate@ldam_drw evaluate@cosine_full
+        queue -S "$SEEDS5" -S train.warmup_epochs=1 evaluate@baseline evaluate@reduced
+        ;;
+    test-added)
+        chosen crt
+        queue -S "$SEEDS5" "${CHOSEN[@]}" evaluate@crt
+        queue -S "$SEEDS5" "${CHOSEN[@]}" -S "$CRT_120" evaluate@crt_120  # its 10-epoch choice
+        # The long-tailed profile (ratio 100): its own reduced reference; the full-data one is baseline.
+        queue -S subset.profile=exponential -S "$SEEDS5" "${CHOSEN[@]}" evaluate@reduced evaluate@resampled \
+            evaluate@logit_adjusted evaluate@crt evaluate@ldam_drw
+        # Random shifts (the shift validation chose with re-sampling) with the best remedies, and the
+        # references trained with them; then at 120 epochs, three seeds.
+        chosen resampled
+        queue -S "$SEEDS5" "${CHOSEN[@]}" evaluate@baseline evaluate@reduced evaluate@resampled evaluate@crt \
+            evaluate@logit_adjusted
+        queue -S 'seed=0,1,2' "${CHOSEN[@]}" -S "$BASELINE_120" evaluate@baseline_120 evaluate@reduced_120
         ;;
     report)
         python scripts/remedies_report.py
@@ -101,10 +141,11 @@ step() {  # queue one step's experiments, then run them and wait
 }
 
 case "${1:-}" in
-all) for name in tune tune-120 report test posthoc report; do step "$name"; done ;;
-tune | tune-120 | report | test | posthoc) step "$1" ;;
+all) for name in tune tune-120 tune-added report test posthoc ldam test-added report; do step "$name"; done ;;
+tune | tune-120 | tune-added | report | test | posthoc | ldam | test-added) step "$1" ;;
 *)
-    echo "usage: $0 all | tune | tune-120 | report | test | posthoc   (see the comment at the top)" >&2
+    echo "usage: $0 all | tune | tune-120 | tune-added | report | test | posthoc | ldam | test-added" \
+        "  (see the comment at the top)" >&2
     exit 2
     ;;
 esac

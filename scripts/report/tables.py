@@ -105,10 +105,14 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
 
 
 def _reference(table: pd.DataFrame, row, protocol: str) -> float:
-    """The index of the plain cross-entropy, shuffled row on `protocol` (full or fixed) with the row's epochs (and
-    subset changes): the one with most seeds, then the first; NaN if there is none."""
-    subset = {k: v for k, v in row.changes.items() if k.startswith("subset.")} if protocol == "fixed" else {}
-    same_subset = table["changes"].map(lambda c: {k: v for k, v in c.items() if k.startswith("subset.")} == subset)
+    """The index of the plain cross-entropy, shuffled row on `protocol` (full or fixed) trained as the row was:
+    its epochs, its train.* changes (augmentation, say) and, on the subset, its subset changes (the profile);
+    the one with most seeds, then the first; NaN if there is none."""
+    shared = ("train.", "subset.") if protocol == "fixed" else ("train.",)
+
+    def trained_as(changes: dict) -> dict:
+        return {k: v for k, v in changes.items() if k.startswith(shared)}
+    same_subset = table["changes"].map(lambda c: trained_as(c) == trained_as(row.changes))
     candidates = table[(table["protocol"] == protocol) & (table["epochs"] == row.epochs) & ~table["posthoc"]
                        & (table["loss"] == "cross_entropy") & (table["sampler"] == "shuffle") & same_subset]
     return candidates["seeds"].idxmax() if len(candidates) else math.nan

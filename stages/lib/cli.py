@@ -1,5 +1,6 @@
 """The edge every stage shares: user-fixable errors end the stage with a one-line message and status 1."""
 
+import errno
 import sys
 
 
@@ -13,6 +14,12 @@ def run_stage(name: str, main) -> None:
         main()
     except StageError as exc:
         sys.exit(f"{name}: error: {exc}")
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        # Outputs are written atomically: the previous ones are intact and no partial file is left.
+        sys.exit(f"{name}: error: no space left on the device while writing {exc.filename or 'an output'}; "
+                 "free some space and run it again (the previous outputs are intact)")
     except KeyboardInterrupt:
         # Outputs are written atomically, so nothing half-written is left; a train stage resumes from its
         # last checkpoint when run again.
