@@ -10,7 +10,7 @@ user pressing the up arrow would, while the killed run's workers may still be wa
 """
 
 import dataclasses
-import hashlib
+import difflib
 import os
 import signal
 import subprocess
@@ -63,7 +63,7 @@ class Kill:
 
 
 KILLS = (Kill(signal.SIGKILL, flip_one_byte), Kill(signal.SIGINT, cut_to_half), Kill(signal.SIGKILL),
-         Kill(signal.SIGINT), Kill(signal.SIGKILL), Kill(signal.SIGKILL))
+         Kill(signal.SIGINT), Kill(signal.SIGKILL))
 
 
 def chaos_params(params: dict) -> dict:
@@ -73,19 +73,30 @@ def chaos_params(params: dict) -> dict:
     return params
 
 
+def set_params(run: Runner, change) -> None:
+    params_file = run.root / "params.yaml"
+    params_file.write_text(yaml.safe_dump(change(yaml.safe_load(params_file.read_text())), sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def chaos_repo(tmp_path_factory, project_root, mnist_mirror) -> Runner:
-    """The shrunken project with two variants, the curriculum long enough to be hit, committed, never run."""
+    """The shrunken project with two variants, the curriculum long enough to be hit: a first run (seed 1)
+    committed, then seed 0 committed, never run. Starting from a committed dvc.lock, as a user does, keeps its
+    stages and data/models/.gitignore's lines in place; a first run orders them as its stages finish, which
+    parallel workers and kills change."""
     run = make_repo(tmp_path_factory.mktemp("chaos_source"), project_root, mnist_mirror)
-    params_file = run.root / "params.yaml"
-    params_file.write_text(yaml.safe_dump(chaos_params(yaml.safe_load(params_file.read_text())), sort_keys=False))
-    run("git", "commit", "-qam", "chaos configuration")
+    set_params(run, lambda params: {**chaos_params(params), "seed": 1})
+    run("dvc", "repro")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "a first run, seed 1")
+    set_params(run, lambda params: {**params, "seed": 0})
+    run("git", "commit", "-qam", "seed 0")
     return run
 
 
 @dataclasses.dataclass(frozen=True)
 class Finished:
-    outputs: dict[str, str]  # path -> SHA-256 of every model, metric and dvc.lock
+    outputs: dict[str, bytes]  # path -> content of every model, metric and dvc.lock
     git_status: str
     seconds: float  # the run's duration: kill moments are drawn within it
 
@@ -98,10 +109,19 @@ def uninterrupted(chaos_repo, tmp_path_factory) -> Finished:
     return Finished(outputs(run.root), run("git", "status", "--porcelain").stdout, time.monotonic() - start)
 
 
-def outputs(root: Path) -> dict[str, str]:
+def outputs(root: Path) -> dict[str, bytes]:
     files = [root / "dvc.lock", *(root / "data" / "models").iterdir(), *(root / "metrics").rglob("*")]
-    return {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(files) if path.is_file()}
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(files) if path.is_file()}
+
+
+def differences(expected: dict[str, bytes], actual: dict[str, bytes]) -> str:
+    """The paths whose content differs, with a diff of dvc.lock's text; empty when none does."""
+    changed = sorted(path for path in expected.keys() | actual.keys() if expected.get(path) != actual.get(path))
+    if "dvc.lock" not in changed:
+        return " ".join(changed)
+    diff = difflib.unified_diff(expected["dvc.lock"].decode().splitlines(),
+                                actual.get("dvc.lock", b"").decode().splitlines(), lineterm="")
+    return " ".join(changed) + "\n" + "\n".join(list(diff)[:60])
 
 
 def start(run: Runner, command: tuple[str, ...]) -> subprocess.Popen:
@@ -171,9 +191,8 @@ def test_killed_and_damaged_runs_end_bit_identical(name, chaos_repo, uninterrupt
                            timeout=RUN_TIMEOUT_S)
     history = "\n".join(log)
     assert final.returncode == 0, f"{history}\nthe last run:\n{final.stdout}\n{final.stderr}"
-    changed = {path for path in uninterrupted.outputs.keys() | outputs(run.root).keys()
-               if uninterrupted.outputs.get(path) != outputs(run.root).get(path)}
-    assert not changed, f"not as an uninterrupted run: {sorted(changed)}\n{history}\n{final.stderr}"
+    changed = differences(uninterrupted.outputs, outputs(run.root))
+    assert not changed, f"not as an uninterrupted run: {changed}\n{history}\n{final.stdout}"
     assert run("dvc", "status", "--json").stdout.strip() == "{}"
     assert run("git", "status", "--porcelain").stdout == uninterrupted.git_status
     assert not (run.root / CHECKPOINT.parent).exists() or not any((run.root / CHECKPOINT.parent).iterdir())
