@@ -1,4 +1,4 @@
-"""Fixtures shared by the test files: the local MNIST mirror, the downloaded raw files, the repository root, and
+"""Fixtures shared by the test files: a local MNIST mirror, the downloaded raw files, the repository root, and
 a temporary git + DVC repository of the project after its first `dvc repro`."""
 
 import dataclasses
@@ -7,13 +7,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from mnist_source import CACHE_DIR, local_mnist
 from pipeline_repo import Runner, make_repo
 
-from stages.download import MIRROR_ENV, download_mnist
-from stages.lib.data import MNIST_FILES
+from stages.download import MIRROR_ENV, DownloadError, download_mnist
+from stages.lib import params as P
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-MIRROR_HINT = f"set {MIRROR_ENV}=../shared/mnist (the local copy of the four MNIST files) and run pytest again"
 
 
 @pytest.fixture(scope="session")
@@ -23,16 +23,17 @@ def project_root() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_mirror() -> Path:
-    """The absolute path of $MNIST_MIRROR; a relative value is taken from the repository root."""
+    """A local folder holding the four MNIST files (mnist_source.local_mnist): $MNIST_MIRROR's when it is one
+    (a relative path is taken from the repository root), else the user cache, downloaded into once."""
     value = os.environ.get(MIRROR_ENV)
-    if not value:
-        pytest.fail(f"{MIRROR_ENV} is not set; {MIRROR_HINT}")
-    mirror = (REPO_ROOT / value).resolve()
-    missing = [name for name in MNIST_FILES
-               if not (mirror / f"{name}.gz").is_file() and not (mirror / name).is_file()]
-    if missing:
-        pytest.fail(f"{MIRROR_ENV}={value} ({mirror}) lacks {', '.join(missing)}; {MIRROR_HINT}")
-    return mirror
+    if value and "://" not in value:
+        value = str((REPO_ROOT / value).resolve())
+    download = P.section(P.read_params(REPO_ROOT / "params.yaml"), "download", P.DownloadParams)
+    try:
+        return local_mnist(value, download.mirrors, CACHE_DIR, download.timeout_s)
+    except DownloadError as error:
+        problem = str(error)  # failed outside the handler: the message alone, without the chained traceback
+    pytest.fail(f"the tests need real MNIST and found none: {problem}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -39,8 +39,18 @@ def write_split(directory, images: bytes, labels: bytes | None) -> None:
         (directory / LABELS).write_bytes(labels)
 
 
-def real_labels_content(mirror) -> bytes:
-    return gzip.decompress((mirror / f"{LABELS}.gz").read_bytes())
+@pytest.fixture(scope="module")
+def real_labels(raw_dir) -> bytes:
+    return (raw_dir / LABELS).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def gz_mirror(tmp_path_factory, real_labels):
+    """A mirror directory holding the real labels file gzipped, as the public mirrors serve it ($MNIST_MIRROR
+    may hold the files decompressed)."""
+    mirror = tmp_path_factory.mktemp("gz_mirror")
+    (mirror / f"{LABELS}.gz").write_bytes(gzip.compress(real_labels))
+    return mirror
 
 
 # --- parse_idx ---------------------------------------------------------------------------------------------
@@ -166,16 +176,16 @@ def test_to_model_input_maps_0_to_low_and_255_to_high(pixel_range, expected):
 
 # --- sha256_matches ----------------------------------------------------------------------------------------
 
-def test_sha256_matches_the_real_file(mnist_mirror):
-    assert sha256_matches(LABELS, real_labels_content(mnist_mirror)) is None
+def test_sha256_matches_the_real_file(real_labels):
+    assert sha256_matches(LABELS, real_labels) is None
 
 
 def test_sha256_matches_reports_a_wrong_size():
     assert sha256_matches(LABELS, b"\x00" * 10) == "10 bytes after decompression, expected 60008"
 
 
-def test_sha256_matches_reports_a_wrong_digest(mnist_mirror):
-    content = bytearray(real_labels_content(mnist_mirror))
+def test_sha256_matches_reports_a_wrong_digest(real_labels):
+    content = bytearray(real_labels)
     content[8] = (content[8] + 1) % 10  # the first label: 5 -> 6, same size
     actual = hashlib.sha256(content).hexdigest()
     assert sha256_matches(LABELS, bytes(content)) == (
@@ -192,48 +202,47 @@ def bad_mirror(tmp_path, content: bytes):
     return mirror
 
 
-def test_fetch_verified_skips_a_wrong_checksum_and_takes_the_next_source(tmp_path, mnist_mirror):
-    real = real_labels_content(mnist_mirror)
-    wrong = bytearray(real)
+def test_fetch_verified_skips_a_wrong_checksum_and_takes_the_next_source(tmp_path, gz_mirror, real_labels):
+    wrong = bytearray(real_labels)
     wrong[8] = (wrong[8] + 1) % 10
     bad = bad_mirror(tmp_path, gzip.compress(bytes(wrong)))
     with pytest.raises(DownloadError, match=re.escape(f"{bad / LABELS}.gz: SHA-256")):
         fetch_verified(LABELS, [str(bad)], timeout_s=5)
-    content, source = fetch_verified(LABELS, [str(bad), str(mnist_mirror)], timeout_s=5)
-    assert content == real
-    assert source == str(mnist_mirror / f"{LABELS}.gz")
+    content, source = fetch_verified(LABELS, [str(bad), str(gz_mirror)], timeout_s=5)
+    assert content == real_labels
+    assert source == str(gz_mirror / f"{LABELS}.gz")
 
 
-def test_fetch_verified_rejects_a_truncated_gzip(tmp_path, mnist_mirror):
-    gz = (mnist_mirror / f"{LABELS}.gz").read_bytes()
+def test_fetch_verified_rejects_a_truncated_gzip(tmp_path, gz_mirror):
+    gz = (gz_mirror / f"{LABELS}.gz").read_bytes()
     bad = bad_mirror(tmp_path, gz[:len(gz) // 2])
     with pytest.raises(DownloadError, match=re.escape(f"{bad / LABELS}.gz: not a complete gzip file")):
         fetch_verified(LABELS, [str(bad)], timeout_s=5)
-    _, source = fetch_verified(LABELS, [str(bad), str(mnist_mirror)], timeout_s=5)
-    assert source == str(mnist_mirror / f"{LABELS}.gz")
+    _, source = fetch_verified(LABELS, [str(bad), str(gz_mirror)], timeout_s=5)
+    assert source == str(gz_mirror / f"{LABELS}.gz")
 
 
-def test_fetch_verified_rejects_a_corrupt_gzip(tmp_path, mnist_mirror):
-    gz = bytearray((mnist_mirror / f"{LABELS}.gz").read_bytes())
+def test_fetch_verified_rejects_a_corrupt_gzip(tmp_path, gz_mirror):
+    gz = bytearray((gz_mirror / f"{LABELS}.gz").read_bytes())
     gz[30] ^= 0xFF  # inside the deflate stream, past the 10-byte gzip header
     bad = bad_mirror(tmp_path, bytes(gz))
-    _, source = fetch_verified(LABELS, [str(bad), str(mnist_mirror)], timeout_s=5)
-    assert source == str(mnist_mirror / f"{LABELS}.gz")
+    _, source = fetch_verified(LABELS, [str(bad), str(gz_mirror)], timeout_s=5)
+    assert source == str(gz_mirror / f"{LABELS}.gz")
 
 
-def test_fetch_verified_accepts_an_uncompressed_file(tmp_path, mnist_mirror):
+def test_fetch_verified_accepts_an_uncompressed_file(tmp_path, real_labels):
     plain = tmp_path / "plain"
     plain.mkdir()
-    (plain / LABELS).write_bytes(real_labels_content(mnist_mirror))
+    (plain / LABELS).write_bytes(real_labels)
     content, source = fetch_verified(LABELS, [str(plain)], timeout_s=5)
     assert source == str(plain / LABELS)
     assert sha256_matches(LABELS, content) is None
 
 
-def test_fetch_verified_reads_a_url_source(mnist_mirror):
-    content, source = fetch_verified(LABELS, [f"file://{mnist_mirror}/"], timeout_s=5)
-    assert source == f"file://{mnist_mirror}/{LABELS}.gz"
-    assert content == real_labels_content(mnist_mirror)
+def test_fetch_verified_reads_a_url_source(gz_mirror, real_labels):
+    content, source = fetch_verified(LABELS, [f"file://{gz_mirror}/"], timeout_s=5)
+    assert source == f"file://{gz_mirror}/{LABELS}.gz"
+    assert content == real_labels
 
 
 def test_download_error_names_the_file_and_every_location_tried(tmp_path):
@@ -249,13 +258,13 @@ def test_download_error_names_the_file_and_every_location_tried(tmp_path):
     assert "MNIST_MIRROR=../shared/mnist" in message
 
 
-def test_failed_download_leaves_no_output_and_no_temporary_dir(tmp_path, mnist_mirror):
+def test_failed_download_leaves_no_output_and_no_temporary_dir(tmp_path, raw_dir):
     # The mirror has the two training files but not the test files, so the download fails after
     # writing two files into its temporary directory.
     partial = tmp_path / "partial"
     partial.mkdir()
     for name in ("train-images-idx3-ubyte", LABELS):
-        (partial / f"{name}.gz").symlink_to(mnist_mirror / f"{name}.gz")
+        (partial / name).symlink_to(raw_dir / name)
     data_dir = tmp_path / "data"
     with pytest.raises(DownloadError, match="t10k-images-idx3-ubyte"):
         download_mnist(sources=[str(partial)], timeout_s=5, out_dir=data_dir / "raw")
