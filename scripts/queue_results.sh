@@ -16,7 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-queue() { dvc exp run --queue "$@"; }
+# scripts/sweep.py sets QUEUE_RESULTS_QUEUE to list the experiments instead of queueing them (its shards).
+queue() { ${QUEUE_RESULTS_QUEUE:-dvc exp run --queue} "$@"; }
 SEEDS5="seed=0,1,2,3,4"
 BASELINE_120='+variants.baseline_120={train_set: full, loss: cross_entropy, epochs: 120}'
 POSTHOC_TAUS="evaluate.logit_adjustment_tau=0.5,1,1.5,2,3"
