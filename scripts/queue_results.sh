@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-queue() { dvc exp run --queue "$@"; }
+# scripts/sweep.py sets QUEUE_RESULTS_QUEUE to list the experiments instead of queueing them (its shards).
+queue() { ${QUEUE_RESULTS_QUEUE:-dvc exp run --queue} "$@"; }
 run_queue() {  # run what is queued and wait for it; a failed experiment stops the recipe
     dvc queue start -j 2
     while [[ $(dvc queue status) =~ Queued|Running ]]; do sleep 60; done
@@ -137,7 +138,7 @@ step() {  # queue one step's experiments, then run them and wait
         queue -S "$SEEDS5" "${CHOSEN[@]}" evaluate@reduced_120
         ;;
     esac
-    [[ $1 == report ]] || run_queue
+    [[ $1 == report || -n ${QUEUE_RESULTS_QUEUE:-} ]] || run_queue  # listing for sweep.py: nothing to run
 }
 
 case "${1:-}" in
