@@ -125,6 +125,11 @@ def _pair(paired: pd.DataFrame, comparison: str, a: str):
     return rows.iloc[0] if len(rows) else None
 
 
+def _over(row) -> str:
+    """`over 5 seeds`, `over 1 seed`."""
+    return f"over {row['seeds']} seed{'s' if row['seeds'] > 1 else ''}"
+
+
 def _difference(pair) -> str:
     """`+1.13 points (95% interval [+0.86, +1.40], 5 paired seeds)`; says when the interval holds zero."""
     mean, half = pair["difference_mean"], pair["difference_ci95"]
@@ -143,8 +148,8 @@ def _decomposition(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     if report.empty:
         return ""
     row = report.iloc[0]
-    text = (f"**The course report's {row['report_accuracy']:.1f}%** ({row['name']}) comes out here at "
-            f"{cell(row, 'accuracy')}% over {seeds(row)} seeds.")
+    text = (f"**The course report's {row['report_accuracy']:.1f}%** (*{row['name']}*) comes out here at "
+            f"{cell(row, 'accuracy')}% {_over(row)}.")
     leak = _pair(paired, PER_BATCH, row["name"])
     loss = None if leak is None else _pair(paired, CURRICULUM, leak["b"])
     longer = None if loss is None else _pair(paired, LONGER, loss["b"])
@@ -153,8 +158,8 @@ def _decomposition(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     start, long = _row(table, longer["b"]), _row(table, longer["a"])
     return "\n".join([
         text + f" Of its {100 * (row['center'] - start['center']):.2f} points above the reduced model "
-        f"({start['name']}: {cell(start, 'accuracy')}%):", "",
-        f"- training {long['epochs'] / start['epochs']:g} times longer ({long['name']}): {_difference(longer)};",
+        f"(*{start['name']}*: {cell(start, 'accuracy')}%):", "",
+        f"- training {long['epochs'] / start['epochs']:g} times longer (*{long['name']}*): {_difference(longer)};",
         f"- the focal loss, against cross-entropy trained as long: {_difference(loss)};",
         f"- the per-batch protocol, which lets the images it removes leak back over the epochs, against the fixed "
         f"subset: {_difference(leak)}."])
@@ -165,8 +170,8 @@ def _budget(table: pd.DataFrame, paired: pd.DataFrame, epochs: int, best: int) -
     full, reduced = (table.loc[int(row[column])] for column in ("full_reference", "reduced_reference"))
     pair = _pair(paired, BEST.format(epochs=epochs), row["name"])
     return (f"- **{epochs} epochs** (full data {100 * full['center']:.2f}%, reduced {100 * reduced['center']:.2f}%: "
-            f"a gap of {100 * (full['center'] - reduced['center']):.2f} points): {row['name']} ({row['status']}), "
-            f"{cell(row, 'accuracy')}% over {seeds(row)} seeds, recovers {_gap(row['gap_recovered'])} of the gap"
+            f"a gap of {100 * (full['center'] - reduced['center']):.2f} points): *{row['name']}* ({row['status']}), "
+            f"{cell(row, 'accuracy')}% {_over(row)}, recovers {_gap(row['gap_recovered'])} of the gap"
             + ("" if pair is None else f"; against the full data {_difference(pair)}") + ".")
 
 
@@ -177,24 +182,31 @@ def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     if steady.empty:
         return ""
     reached = steady[steady["gap_recovered"] >= TARGET]
+    one = len(reached) == 1
     head = (f"**No remedy recovers {_gap(TARGET)} of the gap at an equal budget.**" if reached.empty else
-            f"**{len(reached)} remed{'y' if len(reached) == 1 else 'ies'} recover{'s' if len(reached) == 1 else ''} "
-            f"{_gap(TARGET)} of the gap or more at an equal budget:** "
-            + "; ".join(f"{name} ({_gap(gap)})" for name, gap in zip(reached["name"], reached["gap_recovered"])) + ".")
-    budgets = [_budget(table, paired, epochs, best) for epochs, best in steady.groupby("epochs")["center"].idxmax().items()]
+            f"**{len(reached)} remed{'y' if one else 'ies'} recover{'s' if one else ''} {_gap(TARGET)} of the gap or "
+            "more at an equal budget:** "
+            + "; ".join(f"*{name}* ({_gap(gap)})" for name, gap in zip(reached["name"], reached["gap_recovered"])) + ".")
+    best = steady.groupby("epochs")["center"].idxmax()
+    budgets = [_budget(table, paired, epochs, i) for epochs, i in best.items()]
     return "\n".join([head + " The best remedy at each budget (a paper default or chosen on validation, every seed "
                       "trained), with the gap between the full-data and reduced cross-entropy models trained as long:",
                       "", *budgets])
 
 
 def _split_remedies(table: pd.DataFrame) -> str:
-    """The remedies left out above because some of their seeds collapsed to chance."""
-    split = table[table["split"] & (table["protocol"] == "fixed") & table["status"].isin([DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})"])]
+    """The remedies left out above because some or all of their seeds collapsed to chance."""
+    chosen = [DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})"]
+    split = table[(table["at_chance"] > 0) & (table["protocol"] == "fixed") & table["status"].isin(chosen)]
     lines = []
     for _, row in split.iterrows():
+        if not row["split"]:
+            lines.append(f"- *{row['name']}* ({row['status']}): all {row['seeds']} seeds at chance.")
+            continue
         full, reduced = (table.loc[int(row[column]), "center"] if pd.notna(row[column]) else float("nan")
                          for column in ("full_reference", "reduced_reference"))
         share = _gap((row["center"] - reduced) / (full - reduced))
-        lines.append(f"- {row['name']} ({row['status']}): {row['at_chance']} of {row['seeds']} seeds at chance; "
-                     f"the median of the others, {100 * row['center']:.2f}%, would recover {share} of the gap.")
-    return "\n".join(["**Not steady, so not counted above:**", "", *lines]) if lines else ""
+        lines.append(f"- *{row['name']}* ({row['status']}): {row['at_chance']} of {row['seeds']} seeds at chance; "
+                     f"the median of the seeds that trained, {100 * row['center']:.2f}%, would recover {share} of "
+                     "the gap.")
+    return "\n".join(["**Not steady (seeds at chance), so not counted:**", "", *lines]) if lines else ""

@@ -163,8 +163,8 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 def steady_remedies(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that answer the question: a remedy (not plain shuffled cross-entropy) on the fixed subset, its
-    setting a paper default or chosen on validation, and every seed trained (no split)."""
-    return table[(table["protocol"] == "fixed") & ~table["split"]
+    setting a paper default or chosen on validation, and every seed trained (none at chance)."""
+    return table[(table["protocol"] == "fixed") & (table["at_chance"] == 0)
                  & ((table["loss"] != "cross_entropy") | (table["sampler"] != "shuffle") | table["posthoc"])
                  & ~table["status"].isin([EXPLORATORY, DETACHED, OTHER])]
 
