@@ -6,10 +6,10 @@
 
 Runs (scripts/report/runs.py): one row per run record, as evaluate writes it in metrics/<variant>.json; the
 runs `dvc exp show` finds are merged into the runs file, which is written back. Outputs, in reports/:
-remedies.md (test, paired and validation tables), summary.md (the short table), remedies.csv (the test table,
-unrounded), remedies.png (the forest plot), chosen.yaml (what validation chose, read by
-scripts/queue_results.sh test); with the default output directory, README.md's copy of each .md between its
-markers (`<!-- summary.md: begin -->` ... `<!-- summary.md: end -->`).
+remedies.md (test, paired and validation tables), summary.md (the short table), findings.md (the answer in
+words), remedies.csv (the test table, unrounded), remedies.png (the forest plot), chosen.yaml (what validation
+chose, read by scripts/queue_results.sh test); with the default output directory, README.md's copy of each .md
+between its markers (`<!-- findings.md: begin -->` ... `<!-- findings.md: end -->`).
 """
 
 import argparse
@@ -37,9 +37,10 @@ def build_report(runs: pd.DataFrame, params: dict, out: Path) -> dict[str, str]:
     tested = T.test_runs(runs, validation)
     table = T.test_table(runs, params, validation)
     accuracy = T.test_runs_accuracy(tested, table)
-    texts = {"remedies.md": "\n\n".join([md.test_markdown(table), md.paired_markdown(T.paired_table(tested, table)),
+    paired = T.paired_table(tested, table)
+    texts = {"remedies.md": "\n\n".join([md.test_markdown(table), md.paired_markdown(paired),
                                          md.validation_markdown(validation)]) + "\n",
-             "summary.md": md.short_markdown(table) + "\n"}
+             "summary.md": md.short_markdown(table) + "\n", "findings.md": md.findings_markdown(table, paired) + "\n"}
     for name, text in texts.items():
         write_text(out / name, text)
     write_text(out / "chosen.yaml", "# What validation chose per remedy (scripts/remedies_report.py): the -S settings "

@@ -1,8 +1,12 @@
-"""The tables as markdown, accuracies in %: the full ones (reports/remedies.md) and the short one (summary.md)."""
+"""The tables as markdown, accuracies in %: the full ones (reports/remedies.md), the short one (summary.md) and
+the findings in words (findings.md), README's first screen."""
 
 import pandas as pd
 
-from scripts.report.tables import CHANCE, DEFAULT, REFERENCE, TUNED
+from scripts.report.tables import (BEST, CHANCE, CURRICULUM, DEFAULT, LONGER, PER_BATCH, REFERENCE, TUNED,
+                                   steady_remedies)
+
+TARGET = 0.9  # the share of the gap a remedy has to recover for the project's question to be answered yes
 
 SPLIT_NOTE = (f"A row whose seeds split between trained and collapsed (balanced accuracy below {100 * CHANCE:.0f}%, "
               "twice chance) shows the median of the seeds that trained and the 95% interval of their mean.")
@@ -102,3 +106,107 @@ def short_markdown(table: pd.DataFrame) -> str:
     return _markdown(rows, "Test accuracy on the 10,000 MNIST test images, mean ± 95% interval over the seeds; "
                      "gap recovered against the full-data and reduced cross-entropy runs trained as long "
                      "(all rows: reports/remedies.md).")
+
+
+def findings_markdown(table: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """The answer in words, every number from the test and paired tables: the course report's figure taken
+    apart, then the best steady remedy at each budget against the target, then the remedies whose seeds split."""
+    parts = [_decomposition(table, paired), _best_remedies(table, paired), _split_remedies(table)]
+    return "\n\n".join(part for part in parts if part)
+
+
+def _row(table: pd.DataFrame, name: str):
+    return table[table["name"] == name].iloc[0]
+
+
+def _pair(paired: pd.DataFrame, comparison: str, a: str):
+    """The paired row of `comparison` whose A is `a`, or None when it has no seed in common with its B."""
+    rows = paired[(paired["comparison"] == comparison) & (paired["a"] == a) & (paired["paired_seeds"] > 0)]
+    return rows.iloc[0] if len(rows) else None
+
+
+def _over(row) -> str:
+    """`over 5 seeds`, `over 1 seed`."""
+    return f"over {row['seeds']} seed{'s' if row['seeds'] > 1 else ''}"
+
+
+def _difference(pair) -> str:
+    """`+1.13 points (95% interval [+0.86, +1.40], 5 paired seeds)`; says when the interval holds zero."""
+    mean, half = pair["difference_mean"], pair["difference_ci95"]
+    seeds = f"{pair['paired_seeds']} paired seed{'s' if pair['paired_seeds'] > 1 else ''}"
+    if pd.isna(half):
+        return f"{mean:+.2f} points ({seeds}, no interval)"
+    zero = "; it includes 0" if mean - half <= 0 <= mean + half else ""
+    return f"{mean:+.2f} points (95% interval [{mean - half:+.2f}, {mean + half:+.2f}]{zero}, {seeds})"
+
+
+def _decomposition(table: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """The course report's remedy under its protocol, against the reduced model, in three paired steps:
+    training longer, the loss, the per-batch leak."""
+    report = table[table["report_accuracy"].notna() & (table["protocol"] == "per_batch")
+                   & (table["loss"] != "cross_entropy")]
+    if report.empty:
+        return ""
+    row = report.iloc[0]
+    text = (f"**The course report's {row['report_accuracy']:.1f}%** (*{row['name']}*) comes out here at "
+            f"{cell(row, 'accuracy')}% {_over(row)}.")
+    leak = _pair(paired, PER_BATCH, row["name"])
+    loss = None if leak is None else _pair(paired, CURRICULUM, leak["b"])
+    longer = None if loss is None else _pair(paired, LONGER, loss["b"])
+    if longer is None:
+        return text
+    start, long = _row(table, longer["b"]), _row(table, longer["a"])
+    return "\n".join([
+        text + f" Of its {100 * (row['center'] - start['center']):.2f} points above the reduced model "
+        f"(*{start['name']}*: {cell(start, 'accuracy')}%):", "",
+        f"- training {long['epochs'] / start['epochs']:g} times longer (*{long['name']}*): {_difference(longer)};",
+        f"- the focal loss, against cross-entropy trained as long: {_difference(loss)};",
+        f"- the per-batch protocol, which lets the images it removes leak back over the epochs, against the fixed "
+        f"subset: {_difference(leak)}."])
+
+
+def _budget(table: pd.DataFrame, paired: pd.DataFrame, epochs: int, best: int) -> str:
+    row = table.loc[best]
+    full, reduced = (table.loc[int(row[column])] for column in ("full_reference", "reduced_reference"))
+    pair = _pair(paired, BEST.format(epochs=epochs), row["name"])
+    return (f"- **{epochs} epochs** (full data {100 * full['center']:.2f}%, reduced {100 * reduced['center']:.2f}%: "
+            f"a gap of {100 * (full['center'] - reduced['center']):.2f} points): *{row['name']}* ({row['status']}), "
+            f"{cell(row, 'accuracy')}% {_over(row)}, recovers {_gap(row['gap_recovered'])} of the gap"
+            + ("" if pair is None else f"; against the full data {_difference(pair)}") + ".")
+
+
+def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
+    """Whether any steady remedy reaches the target at its budget, and the best one at each budget."""
+    steady = steady_remedies(table)
+    steady = steady[steady["gap_recovered"].notna()]
+    if steady.empty:
+        return ""
+    reached = steady[steady["gap_recovered"] >= TARGET]
+    one = len(reached) == 1
+    head = (f"**No remedy recovers {_gap(TARGET)} of the gap at an equal budget.**" if reached.empty else
+            f"**{len(reached)} remed{'y' if one else 'ies'} recover{'s' if one else ''} {_gap(TARGET)} of the gap or "
+            "more at an equal budget:** "
+            + "; ".join(f"*{name}* ({_gap(gap)})" for name, gap in zip(reached["name"], reached["gap_recovered"])) + ".")
+    best = steady.groupby("epochs")["center"].idxmax()
+    budgets = [_budget(table, paired, epochs, i) for epochs, i in best.items()]
+    return "\n".join([head + " The best remedy at each budget (a paper default or chosen on validation, every seed "
+                      "trained), with the gap between the full-data and reduced cross-entropy models trained as long:",
+                      "", *budgets])
+
+
+def _split_remedies(table: pd.DataFrame) -> str:
+    """The remedies left out above because some or all of their seeds collapsed to chance."""
+    chosen = [DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})"]
+    split = table[(table["at_chance"] > 0) & (table["protocol"] == "fixed") & table["status"].isin(chosen)]
+    lines = []
+    for _, row in split.iterrows():
+        if not row["split"]:
+            lines.append(f"- *{row['name']}* ({row['status']}): all {row['seeds']} seeds at chance.")
+            continue
+        full, reduced = (table.loc[int(row[column]), "center"] if pd.notna(row[column]) else float("nan")
+                         for column in ("full_reference", "reduced_reference"))
+        share = _gap((row["center"] - reduced) / (full - reduced))
+        lines.append(f"- *{row['name']}* ({row['status']}): {row['at_chance']} of {row['seeds']} seeds at chance; "
+                     f"the median of the seeds that trained, {100 * row['center']:.2f}%, would recover {share} of "
+                     "the gap.")
+    return "\n".join(["**Not steady (seeds at chance), so not counted:**", "", *lines]) if lines else ""
