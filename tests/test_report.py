@@ -121,20 +121,24 @@ def test_paired_differences_by_hand():
 
 
 def exp_row(experiment: str, *runs: dict) -> dict:
-    """A `dvc exp show` row holding the metrics files of `runs`, each with its run record."""
-    row = {"Experiment": experiment, "rev": experiment}
+    """A commit or experiment of `dvc exp show --json` holding the metrics files of `runs`, each with its record."""
+    files = {}
     for r in runs:
-        prefix = f"metrics/{r['variant']}.json:"
-        row |= {f"{prefix}run.{field}": r[field] for field in ("variant", "seed", "validation", "per_batch", "tau")}
-        row |= {f"{prefix}run.params.{key}": value for key, value in json.loads(r["params"]).items()}
-        row |= {prefix + metric: r[metric] for metric in R.METRICS}
-    return row
+        data = {"run": {**{field: r[field] for field in ("variant", "seed", "validation", "per_batch", "tau")},
+                        "params": json.loads(r["params"])}, "logit_adjusted": {}}
+        for metric in R.METRICS:
+            parent, _, leaf = metric.rpartition(".")
+            (data[parent] if parent else data)[leaf] = r[metric]
+        files[f"metrics/{r['variant']}.json"] = {"data": data}
+    return {"rev": f"{experiment:0<40}", "name": experiment, "data": {"metrics": files}}
 
 
 def test_a_run_carried_by_several_experiments_counts_once_and_a_redone_run_is_replaced(capsys):
     seed0, seed1 = run("reduced", 0, 0.92), run("reduced", 1, 0.93)
-    old_file = {"Experiment": None, "rev": "old", "metrics/focal.json:accuracy": 0.9}  # no run record: skipped
-    found = R.collect_runs([exp_row("workspace", seed0), exp_row("HEAD", seed0), exp_row("s1", seed1), old_file])
+    old_file = {"rev": "0" * 40, "name": None,  # no run record: skipped
+                "data": {"metrics": {"metrics/focal.json": {"data": {"accuracy": 0.9}}}}}
+    head = {**exp_row("HEAD", seed0), "experiments": [{"revs": [exp_row("s1", seed1)]}]}
+    found = R.collect_runs([exp_row("workspace", seed0), head, old_file])
     assert found["seed"].tolist() == [0, 0, 1]
     committed = pd.DataFrame([{**seed0, "experiment": "older"}, {**seed1, "accuracy": 0.5}], columns=R.COLUMNS)
     runs = R.merge_runs(committed, found)

@@ -37,23 +37,35 @@ def read_runs(path) -> pd.DataFrame:
     return runs[COLUMNS]
 
 
-def collect_runs(rows: list[dict]) -> pd.DataFrame:
-    """One row per metrics file carrying a run record in `dvc exp show` rows (files without one are skipped)."""
+def collect_runs(states: list[dict]) -> pd.DataFrame:
+    """One row per metrics file carrying a run record in the output of `dvc exp show --json`: each commit and
+    each of its experiments, read as JSON (the tabular view drops a file's name from columns no other file
+    has, and turns booleans into text). Files without a record are skipped."""
     records = []
-    for row in rows:
-        for key in row:
-            if not (key.startswith("metrics/") and key.endswith(":run.variant")) or row[key] is None:
+    for state in _commits_and_experiments(states):
+        for content in ((state.get("data") or {}).get("metrics") or {}).values():
+            data = (content or {}).get("data") or {}
+            if "run" not in data or not isinstance(data.get("accuracy"), (int, float)):
                 continue
-            prefix = key.removesuffix("run.variant")
-            params = {name.removeprefix(f"{prefix}run.params."): value for name, value in row.items()
-                      if name.startswith(f"{prefix}run.params.") and value is not None}
-            record = {"variant": row[key], **{field: row.get(f"{prefix}run.{field}") for field in IDENTITY[1:5]},
-                      "params": json.dumps(params, sort_keys=True),
-                      **{metric: row.get(prefix + metric) for metric in METRICS},
-                      "experiment": row.get("Experiment") or row["rev"]}
-            if isinstance(record["accuracy"], (int, float)):
-                records.append(record)
+            run = data["run"]
+            records.append({**{field: run[field] for field in IDENTITY[:5]},
+                            "params": json.dumps(run["params"], sort_keys=True),
+                            **{metric: _dotted(data, metric) for metric in METRICS},
+                            "experiment": state.get("name") or state["rev"][:7]})
     return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def _commits_and_experiments(states: list[dict]):
+    for state in states:
+        yield state
+        for experiment in state.get("experiments") or []:
+            yield from experiment.get("revs") or []
+
+
+def _dotted(data: dict, key: str):
+    for part in key.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def merge_runs(committed: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
