@@ -122,8 +122,12 @@ def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
 
 
 def _changes(record: dict, tau: float, flat: dict) -> dict:
+    """What a run's record changes from params.yaml (flattened). A variant with a warm-up of its own records
+    it twice (its entry, and the train section it trained with): only its entry counts."""
+    own_warmup = any(key.startswith("variants.") and key.endswith(".warmup_epochs") for key in record)
     changes = {key: value for key, value in sorted(record.items())
-               if key in flat and key != PROTOCOL_KEY and _plain(value) != _plain(flat[key])}
+               if key in flat and key != PROTOCOL_KEY and _plain(value) != _plain(flat[key])
+               and not (own_warmup and key == "train.warmup_epochs")}
     return changes | ({TAU_KEY: tau} if not math.isclose(tau, flat[TAU_KEY]) else {})
 
 
