@@ -92,18 +92,21 @@ step() {  # queue one step's experiments, then run them and wait
         queue -S "$SEEDS5" -S train.warmup_epochs=1 evaluate@baseline evaluate@reduced
         ;;
     test-added)
+        # The longest first, so that both workers stay busy to the end. cRT at 120 epochs takes its 10-epoch
+        # choice; the random shifts take the shift validation chose with re-sampling, at 120 epochs on three
+        # seeds with the references trained with them, then at 10 epochs with the best remedies on five.
         chosen crt
-        queue -S "$SEEDS5" "${CHOSEN[@]}" evaluate@crt
-        queue -S "$SEEDS5" "${CHOSEN[@]}" -S "$CRT_120" evaluate@crt_120  # its 10-epoch choice
-        # The long-tailed profile (ratio 100): its own reduced reference; the full-data one is baseline.
-        queue -S subset.profile=exponential -S "$SEEDS5" "${CHOSEN[@]}" evaluate@reduced evaluate@resampled \
-            evaluate@logit_adjusted evaluate@crt evaluate@ldam_drw
-        # Random shifts (the shift validation chose with re-sampling) with the best remedies, and the
-        # references trained with them; then at 120 epochs, three seeds.
+        crt=("${CHOSEN[@]}")
         chosen resampled
-        queue -S "$SEEDS5" "${CHOSEN[@]}" evaluate@baseline evaluate@reduced evaluate@resampled evaluate@crt \
+        shifts=("${CHOSEN[@]}")
+        queue -S "$SEEDS5" "${crt[@]}" -S "$CRT_120" evaluate@crt_120
+        queue -S 'seed=0,1,2' "${shifts[@]}" -S "$BASELINE_120" evaluate@baseline_120 evaluate@reduced_120
+        queue -S "$SEEDS5" "${shifts[@]}" evaluate@baseline evaluate@reduced evaluate@resampled evaluate@crt \
             evaluate@logit_adjusted
-        queue -S 'seed=0,1,2' "${CHOSEN[@]}" -S "$BASELINE_120" evaluate@baseline_120 evaluate@reduced_120
+        queue -S "$SEEDS5" "${crt[@]}" evaluate@crt
+        # The long-tailed profile (ratio 100): its own reduced reference; the full-data one is baseline.
+        queue -S subset.profile=exponential -S "$SEEDS5" "${crt[@]}" evaluate@reduced evaluate@resampled \
+            evaluate@logit_adjusted evaluate@crt evaluate@ldam_drw
         ;;
     report)
         python scripts/remedies_report.py

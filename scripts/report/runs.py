@@ -51,8 +51,13 @@ def collect_runs(states: list[dict]) -> pd.DataFrame:
             records.append({**{field: run[field] for field in IDENTITY[:5]},
                             "params": json.dumps(run["params"], sort_keys=True),
                             **{metric: _dotted(data, metric) for metric in METRICS},
-                            "experiment": state.get("name") or state["rev"][:7]})
+                            "experiment": state.get("name") or _short(state["rev"])})
     return pd.DataFrame.from_records(records, columns=COLUMNS)
+
+
+def _short(rev: str) -> str:
+    """A commit's short hash; `workspace` as it is."""
+    return rev[:7] if len(rev) == 40 else rev
 
 
 def _commits_and_experiments(states: list[dict]):
