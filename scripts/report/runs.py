@@ -19,10 +19,17 @@ COLUMNS = [*IDENTITY, *METRICS, "experiment"]
 TAU_KEY = "evaluate.logit_adjustment_tau"  # a change of the run's tau is shown under this key
 PROTOCOL_KEY = "subset.mode"  # shown as the protocol column (per_batch), not as a change
 LOSS_NAMES = {"cross_entropy": "cross-entropy", "focal": "focal", "focal_curriculum": "focal curriculum",
-              "class_balanced": "class-balanced", "logit_adjusted": "logit-adjusted loss", "ldam_drw": "LDAM-DRW"}
+              "class_balanced": "class-balanced", "logit_adjusted": "logit-adjusted loss", "ldam_drw": "LDAM-DRW",
+              "crt": "cRT"}
 # The hyperparameters a name always shows, by loss, with their short names; other params only when changed.
 SHOWN = {"focal": {"gamma": "gamma"}, "focal_curriculum": {"gammas": "gamma"}, "class_balanced": {"beta": "beta"},
-         "logit_adjusted": {"tau": "tau"}, "ldam_drw": {"scale": "s", "max_margin": "margin"}}
+         "logit_adjusted": {"tau": "tau"}, "ldam_drw": {"scale": "s", "max_margin": "margin"},
+         "crt": {"classifier_share": "classifier share"}}
+# How a name writes a changed param, by its last key; others as `key value`.
+WORDS = {"warmup_epochs": "warm-up {:g} epochs", "augment_shift_px": "shifts of ±{:g} px",
+         "grad_clip_norm": "gradients clipped at norm {:g}", "drw_start": "DRW from {:g} of the epochs"}
+NONE = {("warmup_epochs", 0): "no warm-up", ("drw_start", 1): "no DRW", ("augment_shift_px", 0): "no shifts"}
+HEAD_ALONE = {"losses.ldam_drw.max_margin": 0, "losses.ldam_drw.drw_start": 1}  # LDAM's cosine classifier alone
 IMPLIED = ("epochs", "epochs_per_gamma", "logit_adjustment_tau", "sampler")  # the name shows them otherwise
 
 
@@ -147,13 +154,24 @@ def run_name(variant: str, record: dict, changes: dict, epochs: int, per_batch: 
              posthoc: bool) -> str:
     """`LDAM-DRW, s 20, margin 0.25, 10 epochs`: the loss, its main hyperparameters, what else changed."""
     loss = record[f"variants.{variant}.loss"]
-    parts = [LOSS_NAMES.get(loss, loss.replace("_", " "))]
+    head_alone = all(record.get(key) == value for key, value in HEAD_ALONE.items())
+    parts = ["cosine classifier" if head_alone else LOSS_NAMES.get(loss, loss.replace("_", " "))]
     parts += ["full data"] if record[f"variants.{variant}.train_set"] == "full" else []
-    shown = {f"losses.{loss}.{key}": short for key, short in SHOWN.get(loss, {}).items()}
+    if record.get("subset.profile", "step") != "step":
+        parts.append(f"{'long-tailed' if record['subset.profile'] == 'exponential' else record['subset.profile']}, "
+                     f"ratio {_show(record['subset.imbalance_ratio'])}")
+    shown = {f"losses.{loss}.{key}": short for key, short in SHOWN.get(loss, {}).items()
+             if not (head_alone and f"losses.{loss}.{key}" in HEAD_ALONE)}
     parts += [f"{short} {_show(record[key])}" for key, short in shown.items() if key in record]
     for key, value in changes.items():
         last = key.rsplit(".", 1)[-1]
-        if key in shown or last in IMPLIED:
+        if key in shown or last in IMPLIED or key.startswith("subset.") or (head_alone and key in HEAD_ALONE):
+            continue
+        if (last, _plain(value)) in NONE:
+            parts.append(NONE[(last, _plain(value))])
+            continue
+        if last in WORDS:
+            parts.append(WORDS[last].format(_plain(value)).replace(" 1 epochs", " 1 epoch"))
             continue
         words = "factor" if last == "detach_factor" else last.replace("_", " ")
         parts.append(f"{words} {'detached' if last == 'detach_factor' else ''}".strip() if value is True

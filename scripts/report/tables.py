@@ -102,24 +102,39 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
                      for column in ("full_reference", "reduced_reference"))
     table["gap_recovered"] = ((table["center"] - reduced) / (full - reduced)).where(~table["split"])
     chosen = set(validation.loc[validation["chosen"], KEY].itertuples(index=False, name=None))
-    table["status"] = [_status(row, chosen, params, set(table["full_reference"])) for row in table.itertuples()]
+    references = set(table["full_reference"].dropna()) | set(table["reduced_reference"].dropna())
+    table["status"] = [_status(row, chosen, params, references) for row in table.itertuples()]
+    table["profile"] = [profile(row) for row in table.itertuples()]
     table["report_accuracy"] = [REPORT_ACCURACY.get((r.variant, r.setting, r.protocol), math.nan) if not r.posthoc
                                 else math.nan for r in table.itertuples()]
     return table
 
 
 def _reference(table: pd.DataFrame, row, protocol: str) -> float:
-    """The index of the plain cross-entropy, shuffled row on `protocol` (full or fixed) trained as the row was:
-    its epochs, its train.* changes (augmentation, say) and, on the subset, its subset changes (the profile);
-    the one with most seeds, then the first; NaN if there is none."""
+    """The index of the reference on `protocol` (full or fixed) trained as the row was: plain shuffled
+    cross-entropy, or for a row with LDAM's cosine classifier that classifier alone (no margins, no DRW, the same
+    scale), so that a remedy is not credited for a head that only trains faster; with the row's epochs, its
+    train.* changes (augmentation, say) and, on the subset, its subset changes (the profile). The one with most
+    seeds, then the first; NaN if there is none."""
     shared = ("train.", "subset.") if protocol == "fixed" else ("train.",)
 
     def trained_as(changes: dict) -> dict:
         return {k: v for k, v in changes.items() if k.startswith(shared)}
-    same_subset = table["changes"].map(lambda c: trained_as(c) == trained_as(row.changes))
-    candidates = table[(table["protocol"] == protocol) & (table["epochs"] == row.epochs) & ~table["posthoc"]
-                       & (table["loss"] == "cross_entropy") & (table["sampler"] == "shuffle") & same_subset]
+    same = table["changes"].map(lambda c: trained_as(c) == trained_as(row.changes))
+    if row.loss == "ldam_drw":
+        scale = row.record.get("losses.ldam_drw.scale")
+        head = table["record"].map(lambda r: r.get("losses.ldam_drw.max_margin") == 0 and r.get(
+            "losses.ldam_drw.drw_start") == 1 and r.get("losses.ldam_drw.scale") == scale)
+        same &= (table["loss"] == "ldam_drw") & head
+    else:
+        same &= (table["loss"] == "cross_entropy") & (table["sampler"] == "shuffle")
+    candidates = table[(table["protocol"] == protocol) & (table["epochs"] == row.epochs) & ~table["posthoc"] & same]
     return candidates["seeds"].idxmax() if len(candidates) else math.nan
+
+
+def profile(row) -> str:
+    """The imbalance a row trained under: full, step (the report's) or the subset's other profile."""
+    return "full" if row.train_set == "full" else row.record.get("subset.profile", "step")
 
 
 def _status(row, chosen: set, params: dict, references: set) -> str:
@@ -134,7 +149,7 @@ def _status(row, chosen: set, params: dict, references: set) -> str:
     if row.variant in params["variants"] and row.changes and all(
             k.endswith(".detach_factor") and v is True for k, v in row.changes.items()):
         return DETACHED
-    return REFERENCE if row.Index in references and row.variant not in params["variants"] else OTHER
+    return REFERENCE if row.Index in references else OTHER
 
 
 def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -145,7 +160,7 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     pairs += [(CURRICULUM, i, row.reduced_reference)
               for i, row in table[(table["loss"] == "focal_curriculum") & (table["protocol"] == "fixed")].iterrows()]
     pairs += [(BEST.format(epochs=epochs), best, table.loc[best, "full_reference"])
-              for epochs, best in steady_remedies(table).groupby("epochs")["center"].idxmax().items()]
+              for (_, epochs), best in best_remedies(table).items()]
     rows = {key: i for i, key in enumerate(zip(table["variant"], table["setting"], table["protocol"],
                                                table["posthoc"]))}
     for i, row in table.iterrows():
@@ -161,12 +176,18 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                                               "difference_ci95"])
 
 
+def best_remedies(table: pd.DataFrame) -> pd.Series:
+    """{(profile, epochs): the steady remedy that recovers the largest share of its gap}."""
+    steady = steady_remedies(table)
+    return steady[steady["gap_recovered"].notna()].groupby(["profile", "epochs"])["gap_recovered"].idxmax()
+
+
 def steady_remedies(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that answer the question: a remedy (not plain shuffled cross-entropy) on the fixed subset, its
     setting a paper default or chosen on validation, and every seed trained (none at chance)."""
     return table[(table["protocol"] == "fixed") & (table["at_chance"] == 0)
                  & ((table["loss"] != "cross_entropy") | (table["sampler"] != "shuffle") | table["posthoc"])
-                 & ~table["status"].isin([EXPLORATORY, DETACHED, OTHER])]
+                 & ~table["status"].isin([EXPLORATORY, DETACHED, OTHER, REFERENCE])]
 
 
 def _longer_references(table: pd.DataFrame) -> dict:
