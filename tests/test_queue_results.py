@@ -33,7 +33,7 @@ def calls(tmp_path_factory) -> dict[str, list[list[str]]]:
         (bin_dir / tool).chmod(0o755)
     environment = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(log)}
     recorded = {}
-    for step in ("tune", "tune-120", "report", "test", "posthoc", "all"):
+    for step in ("tune", "tune-120", "tune-added", "report", "test", "posthoc", "ldam", "test-added", "all"):
         log.write_text("")
         result = subprocess.run(["bash", str(SCRIPT), step], env=environment, capture_output=True, text=True)
         assert result.returncode == 0, f"{step}: {result.stderr}"
@@ -54,7 +54,7 @@ def queued(calls: list[list[str]]) -> list[list[str]]:
     return [call[3:] for call in calls if call[:3] == ["exp", "run", "--queue"]]
 
 
-@pytest.mark.parametrize("step", ["tune", "tune-120", "test", "posthoc"])
+@pytest.mark.parametrize("step", ["tune", "tune-120", "tune-added", "test", "posthoc", "ldam", "test-added"])
 def test_every_set_parameter_exists_and_every_target_is_a_stage(calls, step):
     assert queued(calls[step]), f"{step} queued nothing"
     for arguments in queued(calls[step]):
@@ -86,10 +86,11 @@ def test_posthoc_uses_the_chosen_tau(calls):
 
 def test_each_step_runs_its_queue_and_all_runs_the_steps_in_order(calls):
     assert calls["report"] == [["report"]]
-    for step in ("tune", "tune-120", "test", "posthoc"):
+    for step in ("tune", "tune-120", "tune-added", "test", "posthoc", "ldam", "test-added"):
         # started, then asked until nothing is queued or running, then once more for failures
         assert calls[step][-3:] == [["queue", "start", "-j", "2"], ["queue", "status"], ["queue", "status"]], step
-    expected = [call for step in ("tune", "tune-120", "report", "test", "posthoc", "report") for call in calls[step]]
+    order = ("tune", "tune-120", "tune-added", "report", "test", "posthoc", "ldam", "test-added", "report")
+    expected = [call for step in order for call in calls[step]]
     assert calls["all"] == expected
 
 
