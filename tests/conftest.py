@@ -3,6 +3,7 @@ a temporary git + DVC repository of the project after its first `dvc repro`."""
 
 import dataclasses
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -60,3 +61,12 @@ def reproduced_repo(tmp_path_factory, project_root, mnist_mirror) -> Reproduced:
     run("git", "add", "-A")
     run("git", "commit", "-qm", "first run")
     return Reproduced(run, first_repro)
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: the port of a socket just closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist"

@@ -9,7 +9,6 @@ import gzip
 import http.server
 import random
 import re
-import socket
 import sys
 import threading
 
@@ -98,15 +97,6 @@ def server():
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
-
-
-@pytest.fixture
-def dead_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens: the port of a socket just closed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/mnist"
 
 
 @pytest.fixture(scope="module")

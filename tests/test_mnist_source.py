@@ -6,7 +6,6 @@ and how to set $MNIST_MIRROR. A real HTTP server on 127.0.0.1 serves the four fi
 import functools
 import http.server
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -40,15 +39,6 @@ def mnist_url(mnist_mirror):
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
-
-
-@pytest.fixture
-def dead_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens: the port of a socket just closed."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/mnist"
 
 
 def test_a_folder_that_holds_the_files_is_used_as_it_is(mnist_mirror, tmp_path):
