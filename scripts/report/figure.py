@@ -6,22 +6,27 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scripts.report.tables import CHANCE, EXPLORATORY  # noqa: E402
+from scripts.report.tables import CHANCE, DEFAULT, DETACHED, EXPLORATORY, TUNED  # noqa: E402
 
 WIDTH_IN, DPI = 8.0, 100  # 800 px: the width a reader sees it at in a README
 ROW_IN = 0.3  # height of one remedy's row, in inches
 LINES = {"full_reference": ("full data", "tab:blue", "--"), "reduced_reference": ("reduced, no remedy", "tab:orange", ":")}
+# The rows a reader compares: remedies as their papers or validation set them, and the report's own variants;
+# references are the lines, ablations and unchosen settings stay in reports/remedies.md.
+DRAWN = (DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})", DETACHED, EXPLORATORY)
 
 
 def forest_figure(table: pd.DataFrame, runs: pd.Series) -> plt.Figure:
     """`table` as tables.test_table gives it; `runs` the test accuracy per (table row, seed). Rows: mean and 95%
     interval (a split row: median and interval of the seeds that trained), seeds as grey dots."""
-    budgets = sorted(set(table["epochs"]))
-    panels = [_panel_rows(table, epochs) for epochs in budgets]
+    budgets = sorted(set(zip(table["profile"] != "step", table["epochs"])))  # the report's step profile first
+    panels = [_panel_rows(table, epochs, long_tail) for long_tail, epochs in budgets]
+    budgets = [budget for budget, rows in zip(budgets, panels) if len(rows)]
+    panels = [rows for rows in panels if len(rows)]
     figure, axes = plt.subplots(len(budgets), 1, figsize=(WIDTH_IN, ROW_IN * (sum(map(len, panels)) + 5 * len(budgets))),
                                 dpi=DPI, height_ratios=[len(rows) + 3 for rows in panels], layout="constrained",
                                 squeeze=False)
-    for axis, epochs, rows in zip(axes[:, 0], budgets, panels):
+    for axis, (_, epochs), rows in zip(axes[:, 0], budgets, panels):
         _draw_panel(axis, table, runs, epochs, rows)
     axes[-1, 0].set_xlabel("test accuracy, % (10,000 MNIST test images)")
     figure.supxlabel("square: mean, bar: its 95% interval; diamond: median of the seeds that trained; dots: seeds",
@@ -30,15 +35,17 @@ def forest_figure(table: pd.DataFrame, runs: pd.Series) -> plt.Figure:
     return figure
 
 
-def _panel_rows(table: pd.DataFrame, epochs: int) -> pd.DataFrame:
-    """The rows of one budget without its references (drawn as lines), best on top."""
-    rows = table[table["epochs"] == epochs]
+def _panel_rows(table: pd.DataFrame, epochs: int, long_tail: bool) -> pd.DataFrame:
+    """The drawn rows of one budget and profile, best on top; its references are lines."""
+    rows = table[(table["epochs"] == epochs) & ((table["profile"] != "step") == long_tail) & (table["profile"] != "full")]
     references = set(rows["full_reference"]) | set(rows["reduced_reference"])
-    return rows[~rows.index.isin(references)].sort_values("center", kind="stable")
+    return rows[rows["status"].isin(DRAWN) & ~rows.index.isin(references)].sort_values("center", kind="stable")
 
 
 def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: pd.DataFrame) -> None:
     for y, (i, row) in enumerate(rows.iterrows()):
+        if row["at_chance"] == row["seeds"]:
+            continue  # all at chance: said in the label, nothing to draw
         seeds = 100 * runs.loc[i]
         trained = seeds[seeds >= 100 * CHANCE] if row["split"] else seeds
         axis.plot(trained, [y] * len(trained), "o", color="0.6", markersize=4, zorder=2)
@@ -48,8 +55,9 @@ def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: p
             axis.plot([mean - half, mean + half], [y, y], color="black", linewidth=2, zorder=3)
         axis.plot(center, y, "D" if row["split"] else "s", color="black", markersize=6, zorder=4)
     shown = [100 * runs.loc[i][runs.loc[i] >= CHANCE].min() for i in rows.index]
-    ends = [100 * (r["accuracy_mean"] + sign * r["accuracy_ci95"]) for _, r in rows.iterrows() for sign in (-1, 1)]
-    budget = table[table["epochs"] == epochs]
+    ends = [100 * (r["accuracy_mean"] + sign * r["accuracy_ci95"]) for _, r in rows.iterrows() for sign in (-1, 1)
+            if r["at_chance"] < r["seeds"]]
+    budget = rows
     references = {column: 100 * table.loc[int(budget[column].dropna().mode()[0]), "accuracy_mean"]
                   for column in LINES if budget[column].notna().any()}
     values = [v for v in shown + ends + list(references.values()) if not pd.isna(v)]
@@ -64,13 +72,17 @@ def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: p
     axis.set_xlim(low, high)
     axis.set_ylim(-0.7, top + 1.7)
     axis.set_yticks(range(len(rows)), [_label(row) for _, row in rows.iterrows()], fontsize=8)
-    axis.set_title(f"{epochs} epochs", loc="left", fontsize=10, fontweight="bold")
+    profile = rows["profile"].iloc[0]
+    tail = "" if profile == "step" else f", {'long-tailed' if profile == 'exponential' else profile} subset"
+    axis.set_title(f"{epochs} epochs{tail}", loc="left", fontsize=10, fontweight="bold")
     axis.grid(axis="x", alpha=0.3)
 
 
 def _label(row) -> str:
     """The row's name, cut after its epochs (the panel says them), and what a reader must know about it."""
     notes = [f"{row['at_chance']} of {row['seeds']} seeds at chance, not drawn"] if row["split"] else []
+    notes += [f"all {row['seeds']} seeds at chance"] if row["at_chance"] == row["seeds"] else []
+    notes += ["gap vs its cosine head"] if row["loss"] == "ldam_drw" else []
     notes += ["chosen on test"] if row["status"] == EXPLORATORY else []
     name = row["name"].replace(f", {row['epochs']} epochs", "")
     return name + (f" ({'; '.join(notes)})" if notes else "")
