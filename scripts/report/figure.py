@@ -28,7 +28,7 @@ def forest_figure(table: pd.DataFrame, runs: pd.Series) -> plt.Figure:
                                 squeeze=False)
     for axis, (_, epochs), rows in zip(axes[:, 0], budgets, panels):
         _draw_panel(axis, table, runs, epochs, rows)
-    axes[-1, 0].set_xlabel("test accuracy, % (10,000 MNIST test images)")
+    axes[-1, 0].set_xlabel("test accuracy, % (10,000 MNIST test images)", loc="right")  # a narrow panel: leftwards
     figure.supxlabel("square: mean, bar: its 95% interval; diamond: median of the seeds that trained; dots: seeds",
                      fontsize=8, color="0.3")
     figure.suptitle("LeNet, digits 0-4 thinned to 10%: remedies at equal budget", x=0.02, ha="left")
