@@ -10,7 +10,7 @@ from scripts.report.tables import CHANCE, DEFAULT, DETACHED, EXPLORATORY, TUNED 
 
 WIDTH_IN, DPI = 8.0, 100  # 800 px: the width a reader sees it at in a README
 ROW_IN = 0.3  # height of one remedy's row, in inches
-LINES = {"full_reference": ("full data", "tab:blue", "--"), "reduced_reference": ("reduced, no remedy", "tab:orange", ":")}
+LINES = {"full_reference": ("full data", "tab:blue", "--"), "reduced_reference": ("no remedy", "tab:orange", ":")}
 # The rows a reader compares: remedies as their papers or validation set them, and the report's own variants;
 # references are the lines, ablations and unchosen settings stay in reports/remedies.md.
 DRAWN = (DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})", DETACHED, EXPLORATORY)
