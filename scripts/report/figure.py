@@ -13,6 +13,7 @@ ROW_IN = 0.3  # height of one remedy's row, in inches
 LINES = {"full_reference": ("full data", "tab:blue", "--"), "reduced_reference": ("no remedy", "tab:orange", ":")}
 # The rows a reader compares: remedies as their papers or validation set them, and the report's own variants;
 # references are the lines, ablations and unchosen settings stay in reports/remedies.md.
+PROFILE_WORDS = {"exponential": "long-tailed"}  # as the rows' names say it
 DRAWN = (DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})", DETACHED, EXPLORATORY)
 
 
@@ -72,17 +73,21 @@ def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: p
     axis.set_xlim(low, high)
     axis.set_ylim(-0.7, top + 1.7)
     axis.set_yticks(range(len(rows)), [_label(row) for _, row in rows.iterrows()], fontsize=8)
-    profile = rows["profile"].iloc[0]
-    tail = "" if profile == "step" else f", {'long-tailed' if profile == 'exponential' else profile} subset"
+    profile, record = rows["profile"].iloc[0], rows["record"].iloc[0]
+    tail = ("" if profile == "step" else
+            f", {PROFILE_WORDS.get(profile, profile)} subset (ratio {record['subset.imbalance_ratio']:g})")
     axis.set_title(f"{epochs} epochs{tail}", loc="left", fontsize=10, fontweight="bold")
     axis.grid(axis="x", alpha=0.3)
 
 
 def _label(row) -> str:
     """The row's name, cut after its epochs (the panel says them), and what a reader must know about it."""
-    notes = [f"{row['at_chance']} of {row['seeds']} seeds at chance, not drawn"] if row["split"] else []
+    notes = [f"{row['at_chance']} of {row['seeds']} at chance, not drawn"] if row["split"] else []
     notes += [f"all {row['seeds']} seeds at chance"] if row["at_chance"] == row["seeds"] else []
-    notes += ["gap vs its cosine head"] if row["loss"] == "ldam_drw" else []
+    notes += ["vs its cosine head"] if row["loss"] == "ldam_drw" else []
     notes += ["chosen on test"] if row["status"] == EXPLORATORY else []
-    name = row["name"].replace(f", {row['epochs']} epochs", "")
+    name = row["name"].replace(f", {row['epochs']} epochs", "")  # the panel's title says the epochs and profile
+    if row["profile"] not in ("step", "full"):
+        name = name.replace(f", {PROFILE_WORDS.get(row['profile'], row['profile'])}, ratio "
+                            f"{row['record']['subset.imbalance_ratio']:g}", "")
     return name + (f" ({'; '.join(notes)})" if notes else "")

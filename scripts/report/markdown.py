@@ -169,7 +169,7 @@ def _budget(table: pd.DataFrame, paired: pd.DataFrame, profile: str, epochs: int
     row = table.loc[best]
     full, reduced = (table.loc[int(row[column])] for column in ("full_reference", "reduced_reference"))
     pair = _pair(paired, BEST.format(epochs=epochs), row["name"])
-    imbalance = "" if profile == "step" else f", {profile} profile"
+    imbalance = "" if profile == "step" else f", {'long-tailed' if profile == 'exponential' else profile} subset"
     return (f"- **{epochs} epochs{imbalance}** (*{full['name']}* {100 * full['center']:.2f}%, "
             f"*{reduced['name']}* {100 * reduced['center']:.2f}%: a gap of "
             f"{100 * (full['center'] - reduced['center']):.2f} points): *{row['name']}* ({row['status']}), "
@@ -189,7 +189,8 @@ def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
             f"**{len(reached)} remed{'y' if one else 'ies'} recover{'s' if one else ''} {_gap(TARGET)} of the gap or "
             "more at an equal budget:** "
             + "; ".join(f"*{name}* ({_gap(gap)})" for name, gap in zip(reached["name"], reached["gap_recovered"])) + ".")
-    budgets = [_budget(table, paired, profile, epochs, i) for (profile, epochs), i in best_remedies(table).items()]
+    order = sorted(best_remedies(table).items(), key=lambda item: (item[0][0] != "step", item[0][1]))  # step first
+    budgets = [_budget(table, paired, profile, epochs, i) for (profile, epochs), i in order]
     return "\n".join([head + " The remedy that comes closest at each budget (a paper default or chosen on "
                       "validation, every seed trained), with the gap between its references, the full-data and the "
                       "reduced models trained as it was:", "", *budgets])
@@ -206,8 +207,9 @@ def _split_remedies(table: pd.DataFrame) -> str:
             continue
         full, reduced = (table.loc[int(row[column]), "center"] if pd.notna(row[column]) else float("nan")
                          for column in ("full_reference", "reduced_reference"))
-        share = _gap((row["center"] - reduced) / (full - reduced))
+        share = (row["center"] - reduced) / (full - reduced)
+        recover = ("has no references trained as it was" if pd.isna(share)
+                   else f"would recover {_gap(share)} of the gap")
         lines.append(f"- *{row['name']}* ({row['status']}): {row['at_chance']} of {row['seeds']} seeds at chance; "
-                     f"the median of the seeds that trained, {100 * row['center']:.2f}%, would recover {share} of "
-                     "the gap.")
+                     f"the median of the seeds that trained, {100 * row['center']:.2f}%, {recover}.")
     return "\n".join(["**Not steady (seeds at chance), so not counted:**", "", *lines]) if lines else ""

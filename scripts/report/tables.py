@@ -138,9 +138,12 @@ def profile(row) -> str:
 
 
 def _status(row, chosen: set, params: dict, references: set) -> str:
-    """How a row's setting was chosen, the first rule that holds."""
-    default = row.variant in params["variants"] and not row.changes
-    if (row.variant, row.setting, row.protocol, row.posthoc) in chosen:
+    """How a row's setting was chosen, the first rule that holds. The subset's profile is the experiment, not
+    the remedy's setting; a remedy an experiment adds (crt_120) is judged as the variant it extends."""
+    core = {k: v for k, v in row.changes.items() if not k.startswith("subset.")}
+    variant = row.variant if row.variant in params["variants"] else _extended(row, params)
+    default = variant is not None and not core
+    if (variant, json.dumps(core, sort_keys=True), row.protocol, row.posthoc) in chosen:
         return f"{TUNED} (= {DEFAULT})" if default else TUNED
     if default:
         return DEFAULT
@@ -150,6 +153,17 @@ def _status(row, chosen: set, params: dict, references: set) -> str:
             k.endswith(".detach_factor") and v is True for k, v in row.changes.items()):
         return DETACHED
     return REFERENCE if row.Index in references else OTHER
+
+
+def _extended(row, params: dict) -> str | None:
+    """The params.yaml variant with the added one's training set, remedy and sampler, if it is a remedy."""
+    if row.loss == "cross_entropy" and row.sampler == "shuffle":
+        return None  # an added reference (baseline_120) stays one
+    for name, entry in params["variants"].items():
+        if (entry["train_set"], entry["loss"], entry.get("sampler", "shuffle")) == (row.train_set, row.loss,
+                                                                                    row.sampler):
+            return name
+    return None
 
 
 def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
