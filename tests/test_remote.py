@@ -148,7 +148,7 @@ def test_two_workers_share_a_sweep_and_the_collector_gets_what_one_machine_would
     alone(*sweep, "run", "--no-push", "--recipe", str(recipe), "small")
     collector = clone(origin, server, tmp_path / "collector")
     report = tmp_path / "report"
-    collector(*sweep, "collect", "--fresh", "--out", str(report))
+    collector(*sweep, "collect", "--out", str(report))  # a new folder: only the runs the collector pulled
     # Every experiment on the team's remote, the sweep's among them.
     collected, reference = experiment_table(collector), experiment_table(alone)
     assert set(SWEEP) <= set(collected) and set(reference) == set(SWEEP)
@@ -170,6 +170,8 @@ def test_the_worker_lists_a_recipe_step_without_queueing_it(project_root, tmp_pa
     (tmp_path / "scripts").mkdir()
     for name in ("queue_results.sh", "sweep.py"):
         shutil.copy(project_root / "scripts" / name, tmp_path / "scripts" / name)
+    (tmp_path / "reports").mkdir()  # what validation chose, which the step reads
+    shutil.copy(project_root / "reports" / "chosen.yaml", tmp_path / "reports" / "chosen.yaml")
     listed = subprocess.run([sys.executable, "scripts/sweep.py", "list", "--shard", "2/2", "posthoc"],
                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout.splitlines()
     assert listed == [f"posthoc-00{i} -S seed={i - 1} -S evaluate.logit_adjustment_tau=1.5 evaluate@reduced_120"

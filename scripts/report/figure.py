@@ -61,7 +61,7 @@ def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: p
     budget = rows
     references = {column: 100 * table.loc[int(budget[column].dropna().mode()[0]), "accuracy_mean"]
                   for column in LINES if budget[column].notna().any()}
-    values = [v for v in shown + ends + list(references.values()) if not pd.isna(v)]
+    values = [v for v in shown + ends + list(references.values()) if not pd.isna(v)] or [100 * CHANCE, 100.0]
     low, high = min(values) - 0.6, min(100.0, max(values) + 0.6)
     top = len(rows)  # two empty rows above the remedies hold the references' labels, one each
     for y, (column, x) in enumerate(references.items(), start=top):
