@@ -100,7 +100,8 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     table["reduced_reference"] = [_reference(table, row, "fixed") for row in table.itertuples()]
     full, reduced = (table["center"].reindex(table[column]).to_numpy()
                      for column in ("full_reference", "reduced_reference"))
-    table["gap_recovered"] = ((table["center"] - reduced) / (full - reduced)).where(~table["split"])
+    trained = ~table["split"] & (table["at_chance"] < table["seeds"])  # no gap for a row that collapsed
+    table["gap_recovered"] = ((table["center"] - reduced) / (full - reduced)).where(trained)
     chosen = set(validation.loc[validation["chosen"], KEY].itertuples(index=False, name=None))
     references = set(table["full_reference"].dropna()) | set(table["reduced_reference"].dropna())
     table["status"] = [_status(row, chosen, params, references) for row in table.itertuples()]
