@@ -4,12 +4,9 @@
     python scripts/remedies_report.py --num 3    # ... and of the experiments of the two commits before HEAD
     python scripts/remedies_report.py --no-dvc   # from reports/remedies_runs.csv alone (a fresh clone)
 
-Runs (scripts/report/runs.py): one row per run record, as evaluate writes it in metrics/<variant>.json; the
-runs `dvc exp show` finds are merged into the runs file, which is written back. Outputs, in reports/:
-remedies.md (test, paired and validation tables), summary.md (the short table), findings.md (the answer in
-words), remedies.csv (the test table, unrounded), remedies.png (the forest plot), chosen.yaml (what validation
-chose, read by scripts/queue_results.sh test); with the default output directory, README.md's copy of each .md
-between its markers (`<!-- findings.md: begin -->` ... `<!-- findings.md: end -->`).
+The runs `dvc exp show` finds are merged into reports/remedies_runs.csv, which is written back; the report:
+remedies.md, summary.md, findings.md (also copied between their markers in README.md), remedies.csv (the test
+table, unrounded), remedies.png (the forest plot), chosen.yaml (read by scripts/queue_results.sh test).
 """
 
 import argparse
@@ -31,14 +28,11 @@ OUTPUT_DIR, README, RUNS_FILE = Path("reports"), Path("README.md"), "remedies_ru
 
 
 def build_report(runs: pd.DataFrame, params: dict, out: Path) -> dict[str, str]:
-    """Writes the report's files into `out` from the runs; returns {markdown file name: its text}."""
     from scripts.report.figure import forest_figure  # matplotlib only here
 
     runs = R.with_settings(runs, params)
     validation = T.validation_table(runs)
-    tested = T.test_runs(runs, validation)
-    table = T.test_table(runs, params, validation)
-    accuracy = T.test_runs_accuracy(tested, table)
+    tested, table = T.test_runs(runs, validation), T.test_table(runs, params, validation)
     paired = T.paired_table(tested, table)
     texts = {"remedies.md": "\n\n".join([md.test_markdown(table), md.paired_markdown(paired),
                                          md.validation_markdown(validation)]) + "\n",
@@ -49,14 +43,14 @@ def build_report(runs: pd.DataFrame, params: dict, out: Path) -> dict[str, str]:
                "of its test runs\n" + yaml.safe_dump(T.chosen_settings(validation), sort_keys=False))
     with atomic_path(out / "remedies.csv") as tmp:
         table.drop(columns=["record", "validation"]).to_csv(tmp, index_label="row")
-    figure = forest_figure(table, accuracy)
     with atomic_path(out / "remedies.png") as tmp:
-        figure.savefig(tmp, format="png", metadata={"Software": None})
+        forest_figure(table, T.test_runs_accuracy(tested, table)).savefig(tmp, format="png",
+                                                                          metadata={"Software": None})
     return texts
 
 
 def update_readme(path: Path, texts: dict[str, str]) -> list[str]:
-    """Puts each text between its markers in `path`; returns the names of the blocks rewritten."""
+    """Puts each text between its markers (`<!-- summary.md: begin -->`...); returns the blocks rewritten."""
     readme, done = (path.read_text() if path.exists() else ""), []
     for name, text in texts.items():
         begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
@@ -86,9 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     params = P.read_params()
     P.variants(params)  # a clear error for a broken params.yaml
-    committed, found = R.read_runs(args.out / RUNS_FILE), pd.DataFrame(columns=R.COLUMNS)
-    if not args.no_dvc:
-        found = R.collect_runs(exp_show(args.rev, args.num))
+    committed = R.read_runs(args.out / RUNS_FILE)
+    found = pd.DataFrame(columns=R.COLUMNS) if args.no_dvc else R.collect_runs(exp_show(args.rev, args.num))
     runs = R.merge_runs(committed, found)
     if runs.empty:
         raise SystemExit("no finished runs found: run `dvc repro` or scripts/queue_results.sh first")

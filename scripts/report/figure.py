@@ -6,28 +6,26 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scripts.report.tables import CHANCE, DEFAULT, DETACHED, EXPLORATORY, TUNED  # noqa: E402
+from scripts.report.runs import PROFILE_WORDS  # noqa: E402
+from scripts.report.tables import CHANCE, CHOSEN, DETACHED, EXPLORATORY  # noqa: E402
 
 WIDTH_IN, DPI = 8.0, 100  # 800 px: the width a reader sees it at in a README
 ROW_IN = 0.3  # height of one remedy's row, in inches
 LINES = {"full_reference": ("full data", "tab:blue", "--"), "reduced_reference": ("no remedy", "tab:orange", ":")}
 # The rows a reader compares: remedies as their papers or validation set them, and the report's own variants;
 # references are the lines, ablations and unchosen settings stay in reports/remedies.md.
-PROFILE_WORDS = {"exponential": "long-tailed"}  # as the rows' names say it
-DRAWN = (DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})", DETACHED, EXPLORATORY)
+DRAWN = (*CHOSEN, DETACHED, EXPLORATORY)
 
 
 def forest_figure(table: pd.DataFrame, runs: pd.Series) -> plt.Figure:
-    """`table` as tables.test_table gives it; `runs` the test accuracy per (table row, seed). Rows: mean and 95%
-    interval (a split row: median and interval of the seeds that trained), seeds as grey dots."""
+    """`runs`: test accuracy per (table row, seed). Rows: mean and 95% interval (a split row: median and
+    interval of the seeds that trained), seeds as grey dots."""
     budgets = sorted(set(zip(table["profile"] != "step", table["epochs"])))  # the report's step profile first
-    panels = [_panel_rows(table, epochs, long_tail) for long_tail, epochs in budgets]
-    budgets = [budget for budget, rows in zip(budgets, panels) if len(rows)]
-    panels = [rows for rows in panels if len(rows)]
-    figure, axes = plt.subplots(len(budgets), 1, figsize=(WIDTH_IN, ROW_IN * (sum(map(len, panels)) + 5 * len(budgets))),
-                                dpi=DPI, height_ratios=[len(rows) + 3 for rows in panels], layout="constrained",
+    panels = [(epochs, rows) for long_tail, epochs in budgets if len(rows := _panel_rows(table, epochs, long_tail))]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(WIDTH_IN, ROW_IN * sum(len(rows) + 5 for _, rows in panels)),
+                                dpi=DPI, height_ratios=[len(rows) + 3 for _, rows in panels], layout="constrained",
                                 squeeze=False)
-    for axis, (_, epochs), rows in zip(axes[:, 0], budgets, panels):
+    for axis, (epochs, rows) in zip(axes[:, 0], panels):
         _draw_panel(axis, table, runs, epochs, rows)
     axes[-1, 0].set_xlabel("test accuracy, % (10,000 MNIST test images)", loc="right")  # a narrow panel: leftwards
     figure.supxlabel("square: mean, bar: its 95% interval; diamond: median of the seeds that trained; dots: seeds",
@@ -58,9 +56,8 @@ def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: p
     shown = [100 * runs.loc[i][runs.loc[i] >= CHANCE].min() for i in rows.index]
     ends = [100 * (r["accuracy_mean"] + sign * r["accuracy_ci95"]) for _, r in rows.iterrows() for sign in (-1, 1)
             if r["at_chance"] < r["seeds"]]
-    budget = rows
-    references = {column: 100 * table.loc[int(budget[column].dropna().mode()[0]), "accuracy_mean"]
-                  for column in LINES if budget[column].notna().any()}
+    references = {column: 100 * table.loc[int(rows[column].dropna().mode()[0]), "accuracy_mean"]
+                  for column in LINES if rows[column].notna().any()}
     values = [v for v in shown + ends + list(references.values()) if not pd.isna(v)] or [100 * CHANCE, 100.0]
     low, high = min(values) - 0.6, min(100.0, max(values) + 0.6)
     top = len(rows)  # two empty rows above the remedies hold the references' labels, one each

@@ -3,13 +3,14 @@ the findings in words (findings.md), README's first screen."""
 
 import pandas as pd
 
-from scripts.report.tables import (BEST, CHANCE, CURRICULUM, DEFAULT, LONGER, PER_BATCH, REFERENCE, TUNED,
-                                   best_remedies, steady_remedies)
+from scripts.report.runs import PROFILE_WORDS
+from scripts.report.tables import (BEST, CHANCE, CHOSEN, CURRICULUM, LONGER, PER_BATCH, best_remedies,
+                                   steady_remedies)
 
 TARGET = 0.9  # the share of the gap a remedy has to recover for the project's question to be answered yes
-
 SPLIT_NOTE = (f"A row whose seeds split between trained and collapsed (balanced accuracy below {100 * CHANCE:.0f}%, "
               "twice chance) shows the median of the seeds that trained and the 95% interval of their mean.")
+TEXT = ("remedy", "protocol", "status", "comparison", "A", "B", "chosen", "references (full / reduced)")
 
 
 def cell(row, column: str) -> str:
@@ -23,13 +24,11 @@ def cell(row, column: str) -> str:
     return f"{100 * mean:.2f}" + ("" if pd.isna(half) else f" ± {100 * half:.2f}")
 
 
-def seeds(row) -> str:
-    """`5`, or `5 (4 at chance)`."""
-    chance = "all" if row["at_chance"] == row["seeds"] else row["at_chance"]
-    return f"{row['seeds']}" + (f" ({chance} at chance)" if row["at_chance"] else "")
-
-
-TEXT = ("remedy", "protocol", "status", "comparison", "A", "B", "chosen", "references (full / reduced)")
+def _cells(table: pd.DataFrame, columns: dict) -> dict:
+    """{title: the column's cells}, and the seeds first: `5`, or `5 (4 at chance)`."""
+    seeds = [f"{n}" + (f" ({'all' if c == n else c} at chance)" if c else "")
+             for n, c in zip(table["seeds"], table["at_chance"])]
+    return {"seeds": seeds, **{title: table.apply(cell, axis=1, column=c) for title, c in columns.items()}}
 
 
 def _markdown(frame: pd.DataFrame, caption: str) -> str:
@@ -42,20 +41,20 @@ def _gap(value) -> str:
     return "-" if pd.isna(value) else f"{round(100 * value)}%"
 
 
-def _name(table: pd.DataFrame, index) -> str:
-    return "none at these epochs" if pd.isna(index) else table.loc[int(index), "name"]
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count > 1 else ''}"
 
 
 def test_markdown(table: pd.DataFrame) -> str:
+    name = lambda i: "none at these epochs" if pd.isna(i) else table.loc[int(i), "name"]  # noqa: E731
     rows = pd.DataFrame({
         "remedy": table["name"], "protocol": table["protocol"], "status": table["status"],
-        "seeds": table.apply(seeds, axis=1),
-        **{title: table.apply(cell, axis=1, column=column) for title, column in (
-            ("test accuracy", "accuracy"), ("balanced", "balanced_accuracy"), ("digits 0-4", "minority_accuracy"),
-            ("digits 5-9", "majority_accuracy"), ("post-hoc LA", "logit_adjusted.accuracy"),
-            ("its digits 0-4", "logit_adjusted.minority_accuracy"))},
+        **_cells(table, {"test accuracy": "accuracy", "balanced": "balanced_accuracy",
+                         "digits 0-4": "minority_accuracy", "digits 5-9": "majority_accuracy",
+                         "post-hoc LA": "logit_adjusted.accuracy",
+                         "its digits 0-4": "logit_adjusted.minority_accuracy"}),
         "gap recovered": table["gap_recovered"].map(_gap),
-        "references (full / reduced)": [f"{_name(table, f)} / {_name(table, r)}" for f, r in
+        "references (full / reduced)": [f"{name(f)} / {name(r)}" for f, r in
                                         zip(table["full_reference"], table["reduced_reference"])],
         "report": table["report_accuracy"].map(lambda value: "-" if pd.isna(value) else f"{value:.1f}")})
     return _markdown(rows, "Test set, in %: mean ± 95% interval half-width (Student t over the seeds; none for one seed). "
@@ -78,30 +77,23 @@ def validation_markdown(validation: pd.DataFrame) -> str:
     rows = pd.DataFrame({
         "remedy": validation["name"], "protocol": validation["protocol"],
         "chosen": validation["chosen"].map({True: "chosen", False: ""}),
-        "seeds": validation.apply(seeds, axis=1),
-        **{title: validation.apply(cell, axis=1, column=column) for title, column in (
-            ("accuracy", "accuracy"), ("balanced", "balanced_accuracy"), ("digits 0-4", "minority_accuracy"))}})
+        **_cells(validation, {"accuracy": "accuracy", "balanced": "balanced_accuracy",
+                              "digits 0-4": "minority_accuracy"})})
     return _markdown(rows, "Validation (held-out training images), in %: per remedy, the setting with the best mean "
                      "balanced accuracy is chosen (the held-out images keep the training set's imbalance; the test "
                      "set is balanced).")
 
 
-def short_table(table: pd.DataFrame) -> pd.DataFrame:
+def short_markdown(table: pd.DataFrame) -> str:
     """On the report's step profile: the remedy that comes closest at each budget with its two references, and
     the course report's remedy in both protocols; by epochs."""
-    best = best_remedies(table)
-    best = [i for (profile, _), i in best.items() if profile == "step"]
+    best = [i for (profile, _), i in best_remedies(table).items() if profile == "step"]
     rows = set(best) | {int(table.loc[i, column]) for i in best for column in ("full_reference", "reduced_reference")}
-    kept = table[table["status"].isin([DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})"])]
+    kept = table[table["status"].isin(CHOSEN)]
     rows |= set(kept.index[(kept["loss"] == "focal_curriculum") & ~kept["changes"].astype(bool)])
-    return table.loc[sorted(rows, key=lambda i: (table.loc[i, "epochs"], i))]
-
-
-def short_markdown(table: pd.DataFrame) -> str:
-    short = short_table(table)
-    rows = pd.DataFrame({"remedy": short["name"], "status": short["status"], "seeds": short.apply(seeds, axis=1),
-                         "test accuracy, %": short.apply(cell, axis=1, column="accuracy"),
-                         "digits 0-4, %": short.apply(cell, axis=1, column="minority_accuracy"),
+    short = table.loc[sorted(rows, key=lambda i: (table.loc[i, "epochs"], i))]
+    rows = pd.DataFrame({"remedy": short["name"], "status": short["status"],
+                         **_cells(short, {"test accuracy, %": "accuracy", "digits 0-4, %": "minority_accuracy"}),
                          "gap recovered": short["gap_recovered"].map(_gap)})
     return _markdown(rows, "Test accuracy on the 10,000 MNIST test images, mean ± 95% interval over the seeds; "
                      "gap recovered against the full-data and reduced runs trained as the row was "
@@ -115,25 +107,16 @@ def findings_markdown(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def _row(table: pd.DataFrame, name: str):
-    return table[table["name"] == name].iloc[0]
-
-
 def _pair(paired: pd.DataFrame, comparison: str, a: str):
     """The paired row of `comparison` whose A is `a`, or None when it has no seed in common with its B."""
     rows = paired[(paired["comparison"] == comparison) & (paired["a"] == a) & (paired["paired_seeds"] > 0)]
     return rows.iloc[0] if len(rows) else None
 
 
-def _over(row) -> str:
-    """`over 5 seeds`, `over 1 seed`."""
-    return f"over {row['seeds']} seed{'s' if row['seeds'] > 1 else ''}"
-
-
 def _difference(pair) -> str:
     """`+1.13 points (95% interval [+0.86, +1.40], 5 paired seeds)`; says when the interval holds zero."""
     mean, half = pair["difference_mean"], pair["difference_ci95"]
-    seeds = f"{pair['paired_seeds']} paired seed{'s' if pair['paired_seeds'] > 1 else ''}"
+    seeds = _plural(pair["paired_seeds"], "paired seed")
     if pd.isna(half):
         return f"{mean:+.2f} points ({seeds}, no interval)"
     zero = "; it includes 0" if mean - half <= 0 <= mean + half else ""
@@ -149,13 +132,13 @@ def _decomposition(table: pd.DataFrame, paired: pd.DataFrame) -> str:
         return ""
     row = report.iloc[0]
     text = (f"**The course report's {row['report_accuracy']:.1f}%** (*{row['name']}*) comes out here at "
-            f"{cell(row, 'accuracy')}% {_over(row)}.")
+            f"{cell(row, 'accuracy')}% over {_plural(row['seeds'], 'seed')}.")
     leak = _pair(paired, PER_BATCH, row["name"])
     loss = None if leak is None else _pair(paired, CURRICULUM, leak["b"])
     longer = None if loss is None else _pair(paired, LONGER, loss["b"])
     if longer is None:
         return text
-    start, long = _row(table, longer["b"]), _row(table, longer["a"])
+    start, long = (table[table["name"] == longer[side]].iloc[0] for side in ("b", "a"))
     return "\n".join([
         text + f" Of its {100 * (row['center'] - start['center']):.2f} points above the reduced model "
         f"(*{start['name']}*: {cell(start, 'accuracy')}%):", "",
@@ -163,18 +146,6 @@ def _decomposition(table: pd.DataFrame, paired: pd.DataFrame) -> str:
         f"- the focal loss, against cross-entropy trained as long: {_difference(loss)};",
         f"- the per-batch protocol, which lets the images it removes leak back over the epochs, against the fixed "
         f"subset: {_difference(leak)}."])
-
-
-def _budget(table: pd.DataFrame, paired: pd.DataFrame, profile: str, epochs: int, best: int) -> str:
-    row = table.loc[best]
-    full, reduced = (table.loc[int(row[column])] for column in ("full_reference", "reduced_reference"))
-    pair = _pair(paired, BEST.format(epochs=epochs), row["name"])
-    imbalance = "" if profile == "step" else f", {'long-tailed' if profile == 'exponential' else profile} subset"
-    return (f"- **{epochs} epochs{imbalance}** (*{full['name']}* {100 * full['center']:.2f}%, "
-            f"*{reduced['name']}* {100 * reduced['center']:.2f}%: a gap of "
-            f"{100 * (full['center'] - reduced['center']):.2f} points): *{row['name']}* ({row['status']}), "
-            f"{cell(row, 'accuracy')}% {_over(row)}, recovers {_gap(row['gap_recovered'])} of the gap"
-            + ("" if pair is None else f"; against the full data {_difference(pair)}") + ".")
 
 
 def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
@@ -189,17 +160,27 @@ def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
             f"**{len(reached)} remed{'y' if one else 'ies'} recover{'s' if one else ''} {_gap(TARGET)} of the gap or "
             "more at an equal budget:** "
             + "; ".join(f"*{name}* ({_gap(gap)})" for name, gap in zip(reached["name"], reached["gap_recovered"])) + ".")
-    order = sorted(best_remedies(table).items(), key=lambda item: (item[0][0] != "step", item[0][1]))  # step first
-    budgets = [_budget(table, paired, profile, epochs, i) for (profile, epochs), i in order]
+    lines = []
+    for (profile, epochs), i in sorted(best_remedies(table).items(), key=lambda item: (item[0][0] != "step",
+                                                                                       item[0][1])):  # step first
+        row = table.loc[i]
+        full, reduced = (table.loc[int(row[column])] for column in ("full_reference", "reduced_reference"))
+        pair = _pair(paired, BEST.format(epochs=epochs), row["name"])
+        imbalance = "" if profile == "step" else f", {PROFILE_WORDS.get(profile, profile)} subset"
+        lines.append(f"- **{epochs} epochs{imbalance}** (*{full['name']}* {100 * full['center']:.2f}%, "
+                     f"*{reduced['name']}* {100 * reduced['center']:.2f}%: a gap of "
+                     f"{100 * (full['center'] - reduced['center']):.2f} points): *{row['name']}* ({row['status']}), "
+                     f"{cell(row, 'accuracy')}% over {_plural(row['seeds'], 'seed')}, recovers "
+                     f"{_gap(row['gap_recovered'])} of the gap"
+                     + ("" if pair is None else f"; against the full data {_difference(pair)}") + ".")
     return "\n".join([head + " The remedy that comes closest at each budget (a paper default or chosen on "
                       "validation, every seed trained), with the gap between its references, the full-data and the "
-                      "reduced models trained as it was:", "", *budgets])
+                      "reduced models trained as it was:", "", *lines])
 
 
 def _split_remedies(table: pd.DataFrame) -> str:
     """The remedies left out above because some or all of their seeds collapsed to chance."""
-    chosen = [DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})"]
-    split = table[(table["at_chance"] > 0) & (table["protocol"] == "fixed") & table["status"].isin(chosen)]
+    split = table[(table["at_chance"] > 0) & (table["protocol"] == "fixed") & table["status"].isin(CHOSEN)]
     lines = []
     for _, row in split.iterrows():
         if not row["split"]:
@@ -208,8 +189,7 @@ def _split_remedies(table: pd.DataFrame) -> str:
         full, reduced = (table.loc[int(row[column]), "center"] if pd.notna(row[column]) else float("nan")
                          for column in ("full_reference", "reduced_reference"))
         share = (row["center"] - reduced) / (full - reduced)
-        recover = ("has no references trained as it was" if pd.isna(share)
-                   else f"would recover {_gap(share)} of the gap")
+        recover = "has no references trained as it was" if pd.isna(share) else f"would recover {_gap(share)} of the gap"
         lines.append(f"- *{row['name']}* ({row['status']}): {row['at_chance']} of {row['seeds']} seeds at chance; "
                      f"the median of the seeds that trained, {100 * row['center']:.2f}%, {recover}.")
     return "\n".join(["**Not steady (seeds at chance), so not counted:**", "", *lines]) if lines else ""

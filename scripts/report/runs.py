@@ -1,6 +1,5 @@
-"""Runs: one row per run, identified by the record evaluate writes in metrics/<variant>.json (block `run`):
-variant, seed, validation, per_batch, tau and params (every param that determined the model, as JSON text).
-A run's setting is what its params change from params.yaml here; its name is rendered from that, for display."""
+"""Runs: one row per run, identified by the record evaluate writes in metrics/<variant>.json (block `run`).
+A run's setting is what its params change from params.yaml here; its name is rendered from that."""
 
 import dataclasses
 import json
@@ -18,9 +17,9 @@ METRICS = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accur
 COLUMNS = [*IDENTITY, *METRICS, "experiment"]
 TAU_KEY = "evaluate.logit_adjustment_tau"  # a change of the run's tau is shown under this key
 PROTOCOL_KEY = "subset.mode"  # shown as the protocol column (per_batch), not as a change
-LOSS_NAMES = {"cross_entropy": "cross-entropy", "focal": "focal", "focal_curriculum": "focal curriculum",
-              "class_balanced": "class-balanced", "logit_adjusted": "logit-adjusted loss", "ldam_drw": "LDAM-DRW",
-              "crt": "cRT"}
+LOSS_NAMES = {"cross_entropy": "cross-entropy", "class_balanced": "class-balanced", "ldam_drw": "LDAM-DRW",
+              "logit_adjusted": "logit-adjusted loss", "crt": "cRT"}  # others: their key, spaced
+PROFILE_WORDS = {"exponential": "long-tailed"}  # the subset's profile as names and titles say it
 # The hyperparameters a name always shows, by loss, with their short names; other params only when changed.
 SHOWN = {"focal": {"gamma": "gamma"}, "focal_curriculum": {"gammas": "gamma"}, "class_balanced": {"beta": "beta"},
          "logit_adjusted": {"tau": "tau"}, "ldam_drw": {"scale": "s", "max_margin": "margin"},
@@ -34,37 +33,32 @@ IMPLIED = ("epochs", "epochs_per_gamma", "logit_adjustment_tau", "sampler")  # t
 
 
 def read_runs(path) -> pd.DataFrame:
-    """The runs file, checked for its columns."""
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     runs = pd.read_csv(path, dtype={"variant": str, "params": str})
-    missing = [column for column in COLUMNS if column not in runs]
-    if missing:
+    if missing := [column for column in COLUMNS if column not in runs]:
         raise SystemExit(f"{path}: no column {missing[0]}; expected {COLUMNS}")
     return runs[COLUMNS]
 
 
 def collect_runs(states: list[dict]) -> pd.DataFrame:
-    """One row per metrics file carrying a run record in the output of `dvc exp show --json`: each commit and
-    each of its experiments, read as JSON (the tabular view drops a file's name from columns no other file
-    has, and turns booleans into text). Files without a record are skipped."""
+    """One row per metrics file with a run record in `dvc exp show --json` (the tabular view drops a file's name
+    from columns no other file has, and turns booleans into text)."""
+    def dotted(data, key):
+        for part in key.split("."):
+            data = data.get(part) if isinstance(data, dict) else None
+        return data
     records = []
     for state in _commits_and_experiments(states):
         for content in ((state.get("data") or {}).get("metrics") or {}).values():
             data = (content or {}).get("data") or {}
-            if "run" not in data or not isinstance(data.get("accuracy"), (int, float)):
-                continue
-            run = data["run"]
-            records.append({**{field: run[field] for field in IDENTITY[:5]},
-                            "params": json.dumps(run["params"], sort_keys=True),
-                            **{metric: _dotted(data, metric) for metric in METRICS},
-                            "experiment": state.get("name") or _short(state["rev"])})
+            if "run" in data and isinstance(data.get("accuracy"), (int, float)):
+                records.append({**{field: data["run"][field] for field in IDENTITY[:5]},
+                                "params": json.dumps(data["run"]["params"], sort_keys=True),
+                                **{metric: dotted(data, metric) for metric in METRICS},
+                                "experiment": state.get("name") or (state["rev"][:7] if len(state["rev"]) == 40
+                                                                    else state["rev"])})
     return pd.DataFrame.from_records(records, columns=COLUMNS)
-
-
-def _short(rev: str) -> str:
-    """A commit's short hash; `workspace` as it is."""
-    return rev[:7] if len(rev) == 40 else rev
 
 
 def _commits_and_experiments(states: list[dict]):
@@ -72,12 +66,6 @@ def _commits_and_experiments(states: list[dict]):
         yield state
         for experiment in state.get("experiments") or []:
             yield from experiment.get("revs") or []
-
-
-def _dotted(data: dict, key: str):
-    for part in key.split("."):
-        data = data.get(part) if isinstance(data, dict) else None
-    return data
 
 
 def merge_runs(committed: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
@@ -92,18 +80,15 @@ def merge_runs(committed: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
     return runs[~redone].reset_index(drop=True)
 
 
-def defaults(params: dict) -> dict:
-    """params.yaml flattened as a run record flattens it (`losses.focal.gamma`), variants completed by the
-    defaults of their dataclass (a variant's sampler is `shuffle` unless it says otherwise)."""
-    flat = {}
+def _flatten(node: dict, prefix: str = "") -> dict:
+    return {key: value for name, child in node.items() for key, value in
+            (_flatten(child, f"{prefix}{name}.") if isinstance(child, dict) else {prefix + name: child}).items()}
 
-    def walk(prefix: str, node: dict) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict):
-                walk(f"{prefix}{key}.", value)
-            else:
-                flat[prefix + key] = value
-    walk("", params)
+
+def defaults(params: dict) -> dict:
+    """params.yaml flattened as a run record is (`losses.focal.gamma`), variants completed by the defaults of
+    their dataclass (a variant's sampler is `shuffle` unless it says otherwise)."""
+    flat = _flatten(params)
     for name, variant in P.variants(params).items():
         for key, value in dataclasses.asdict(variant).items():
             flat.setdefault(f"variants.{name}.{key}", value)
@@ -111,8 +96,8 @@ def defaults(params: dict) -> dict:
 
 
 def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """The runs plus: changes (dict) and setting (its JSON) against params.yaml, base (the setting without the
-    tau), train_set, loss, sampler, protocol and the table order, sorted in it."""
+    """The runs plus changes (against params.yaml), setting (their JSON), base (the setting without the tau),
+    train_set, loss, sampler, protocol and order (params.yaml's; an added variant after the one it extends)."""
     flat, names = defaults(params), list(params["variants"])
     records = [json.loads(text) for text in runs["params"]]
     changes = [_changes(record, tau, flat) for record, tau in zip(records, runs["tau"])]
@@ -123,11 +108,11 @@ def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
                           for column in ("train_set", "loss", "sampler")})
     runs["protocol"] = ["full" if t == "full" else "per_batch" if pb else "fixed"
                         for t, pb in zip(runs["train_set"], runs["per_batch"])]
-    kinds = [(flat[f"variants.{n}.train_set"], flat[f"variants.{n}.loss"], flat[f"variants.{n}.sampler"])
-             for n in names]
-    runs["order"] = [names.index(v) if v in names else next(
-        (i + 0.5 for i, kind in enumerate(kinds) if kind == k), len(names))
-        for v, k in zip(runs["variant"], zip(runs["train_set"], runs["loss"], runs["sampler"]))]
+    kinds = {}
+    for i, n in enumerate(names):
+        kinds.setdefault(tuple(flat[f"variants.{n}.{c}"] for c in ("train_set", "loss", "sampler")), i + 0.5)
+    runs["order"] = [names.index(v) if v in names else kinds.get(k, len(names))
+                     for v, k in zip(runs["variant"], zip(runs["train_set"], runs["loss"], runs["sampler"]))]
     runs["changed"] = runs["setting"] != "{}"
     return runs.sort_values(["order", "variant", "changed", "setting", "protocol", "validation", "seed"],
                             kind="stable").reset_index(drop=True)
@@ -153,13 +138,12 @@ def _plain(value):
 def run_name(variant: str, record: dict, changes: dict, epochs: int, per_batch: bool, tau: float,
              posthoc: bool) -> str:
     """`LDAM-DRW, s 20, margin 0.25, 10 epochs`: the loss, its main hyperparameters, what else changed."""
-    loss = record[f"variants.{variant}.loss"]
+    loss, sampler = record[f"variants.{variant}.loss"], record[f"variants.{variant}.sampler"]
     head_alone = all(record.get(key) == value for key, value in HEAD_ALONE.items())
     parts = ["cosine classifier" if head_alone else LOSS_NAMES.get(loss, loss.replace("_", " "))]
     parts += ["full data"] if record[f"variants.{variant}.train_set"] == "full" else []
-    if record.get("subset.profile", "step") != "step":
-        parts.append(f"{'long-tailed' if record['subset.profile'] == 'exponential' else record['subset.profile']}, "
-                     f"ratio {_show(record['subset.imbalance_ratio'])}")
+    if (profile := record.get("subset.profile", "step")) != "step":
+        parts.append(f"{PROFILE_WORDS.get(profile, profile)}, ratio {_show(record['subset.imbalance_ratio'])}")
     shown = {f"losses.{loss}.{key}": short for key, short in SHOWN.get(loss, {}).items()
              if not (head_alone and f"losses.{loss}.{key}" in HEAD_ALONE)}
     parts += [f"{short} {_show(record[key])}" for key, short in shown.items() if key in record]
@@ -169,14 +153,12 @@ def run_name(variant: str, record: dict, changes: dict, epochs: int, per_batch: 
             continue
         if (last, _plain(value)) in NONE:
             parts.append(NONE[(last, _plain(value))])
-            continue
-        if last in WORDS:
+        elif last in WORDS:
             parts.append(WORDS[last].format(_plain(value)).replace(" 1 epochs", " 1 epoch"))
-            continue
-        words = "factor" if last == "detach_factor" else last.replace("_", " ")
-        parts.append(f"{words} {'detached' if last == 'detach_factor' else ''}".strip() if value is True
-                     else f"{words} not detached" if last == "detach_factor" else f"{words} {_show(value)}")
-    sampler = record[f"variants.{variant}.sampler"]
+        elif last == "detach_factor":
+            parts.append("factor detached" if value is True else "factor not detached")
+        else:
+            parts.append(last.replace("_", " ") + ("" if value is True else f" {_show(value)}"))
     parts += [f"{sampler.replace('_', '-')} sampler"] if sampler != "shuffle" else []
     parts += [f"{epochs} epochs"] + (["per-batch protocol"] if per_batch else [])
     return ", ".join(parts) + (f" + post-hoc LA, tau {tau:g}" if posthoc else "")

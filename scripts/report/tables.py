@@ -17,11 +17,11 @@ CHANCE = 0.2
 KEY = ["variant", "setting", "protocol", "posthoc"]  # one row of a table
 SHOWN = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accuracy", "logit_adjusted.accuracy",
          "logit_adjusted.minority_accuracy"]
-POSTHOC_AS = {"accuracy": "logit_adjusted.accuracy", "balanced_accuracy": "logit_adjusted.balanced_accuracy",
-              "minority_accuracy": "logit_adjusted.minority_accuracy",
-              "majority_accuracy": "logit_adjusted.majority_accuracy"}
+POSTHOC_AS = {m: f"logit_adjusted.{m}" for m in ("accuracy", "balanced_accuracy", "minority_accuracy",
+                                                 "majority_accuracy")}
 TUNED, DEFAULT, EXPLORATORY = "validation-tuned", "paper default", "exploratory (chosen on test)"
 DETACHED, REFERENCE, OTHER = "the report's gradient", "reference", "other"
+CHOSEN = (DEFAULT, TUNED, f"{TUNED} (= {DEFAULT})")  # the statuses of a remedy that answers the question
 # Settings picked by looking at test accuracy before there was a validation split: s = 10 from a probe that
 # printed test accuracy; 120 epochs after the 10-epoch run led the table.
 CHOSEN_ON_TEST = [("ldam_drw", {"losses.ldam_drw.scale": 10.0}), ("resampled", {"variants.resampled.epochs": 120})]
@@ -44,8 +44,8 @@ def mean_and_interval(values) -> tuple[float, float]:
 
 
 def with_posthoc(runs: pd.DataFrame, derive: pd.Series) -> pd.DataFrame:
-    """The runs less those whose setting changes only the tau (their plain metrics are their parent's), plus a
-    post-hoc run of each run where `derive` holds, whose accuracies are its post-hoc logit-adjusted ones."""
+    """Drops the runs that change only the tau (their plain metrics are their parent's); adds a post-hoc run
+    (accuracies: the logit-adjusted ones) of each run where `derive` holds."""
     derived = runs[derive]
     derived = derived.assign(posthoc=True, **{plain: derived[source] for plain, source in POSTHOC_AS.items()})
     derived[list(POSTHOC_AS.values())] = math.nan
@@ -74,30 +74,28 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def validation_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """The validation runs per row, post-hoc rows for a model whose tau was swept; per remedy (variant,
-    protocol, post-hoc or not) with two settings or more, `chosen` is the best mean balanced accuracy."""
+    """Post-hoc rows for a model whose tau was swept; per remedy (variant, protocol, post hoc or not) with two
+    settings or more, `chosen` is the best mean balanced accuracy (a tie: the first)."""
     runs = runs[runs["validation"]]
     swept = runs.groupby(["variant", "base", "protocol"])["tau"].transform("nunique") >= 2
     table = summarize(with_posthoc(runs, swept))
     best = table.groupby(["variant", "protocol", "posthoc"])["balanced_accuracy_mean"]
-    table["chosen"] = (best.transform("size") >= 2) & table.index.isin(best.idxmax())  # a tie: the first
+    table["chosen"] = (best.transform("size") >= 2) & table.index.isin(best.idxmax())
     return table
 
 
 def test_runs(runs: pd.DataFrame, validation: pd.DataFrame) -> pd.DataFrame:
     """The test runs, plus the post-hoc run of each whose setting validation chose post hoc."""
     runs = runs[~runs["validation"]]
-    chosen = set(validation.loc[validation["chosen"] & validation["posthoc"], ["variant", "setting", "protocol"]]
-                 .itertuples(index=False, name=None))
-    return with_posthoc(runs, pd.Series([key in chosen for key in zip(runs["variant"], runs["setting"],
-                                                                       runs["protocol"])], index=runs.index))
+    chosen = set(validation.loc[validation["chosen"] & validation["posthoc"], KEY[:3]].itertuples(False, None))
+    return with_posthoc(runs, pd.Series([key in chosen for key in zip(*(runs[c] for c in KEY[:3]))], runs.index))
 
 
 def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd.DataFrame:
     """The test rows: references at the row's epochs, gap recovered, status, the course report's figure."""
     table = summarize(test_runs(runs, validation))
-    table["full_reference"] = [_reference(table, row, "full") for row in table.itertuples()]
-    table["reduced_reference"] = [_reference(table, row, "fixed") for row in table.itertuples()]
+    for column, protocol in (("full_reference", "full"), ("reduced_reference", "fixed")):
+        table[column] = [_reference(table, row, protocol) for row in table.itertuples()]
     full, reduced = (table["center"].reindex(table[column]).to_numpy()
                      for column in ("full_reference", "reduced_reference"))
     trained = ~table["split"] & (table["at_chance"] < table["seeds"])  # no gap for a row that collapsed
@@ -105,37 +103,30 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     chosen = set(validation.loc[validation["chosen"], KEY].itertuples(index=False, name=None))
     references = set(table["full_reference"].dropna()) | set(table["reduced_reference"].dropna())
     table["status"] = [_status(row, chosen, params, references) for row in table.itertuples()]
-    table["profile"] = [profile(row) for row in table.itertuples()]
-    table["report_accuracy"] = [REPORT_ACCURACY.get((r.variant, r.setting, r.protocol), math.nan) if not r.posthoc
-                                else math.nan for r in table.itertuples()]
+    table["profile"] = ["full" if r.train_set == "full" else r.record.get("subset.profile", "step")
+                        for r in table.itertuples()]
+    table["report_accuracy"] = [math.nan if r.posthoc else REPORT_ACCURACY.get((r.variant, r.setting, r.protocol),
+                                                                               math.nan) for r in table.itertuples()]
     return table
 
 
 def _reference(table: pd.DataFrame, row, protocol: str) -> float:
     """The index of the reference on `protocol` (full or fixed) trained as the row was: plain shuffled
-    cross-entropy, or for a row with LDAM's cosine classifier that classifier alone (no margins, no DRW, the same
-    scale), so that a remedy is not credited for a head that only trains faster; with the row's epochs, its
-    train.* changes (augmentation, say) and, on the subset, its subset changes (the profile). The one with most
-    seeds, then the first; NaN if there is none."""
+    cross-entropy, or for LDAM's cosine classifier that classifier alone (no margins, no DRW, the same scale),
+    so that a remedy is not credited for a head that only trains faster; with the row's epochs, its train.*
+    changes and, on the subset, its subset changes (the profile). The one with most seeds, then the first."""
     shared = ("train.", "subset.") if protocol == "fixed" else ("train.",)
-
-    def trained_as(changes: dict) -> dict:
-        return {k: v for k, v in changes.items() if k.startswith(shared)}
+    trained_as = lambda changes: {k: v for k, v in changes.items() if k.startswith(shared)}  # noqa: E731
     same = table["changes"].map(lambda c: trained_as(c) == trained_as(row.changes))
     if row.loss == "ldam_drw":
-        scale = row.record.get("losses.ldam_drw.scale")
-        head = table["record"].map(lambda r: r.get("losses.ldam_drw.max_margin") == 0 and r.get(
-            "losses.ldam_drw.drw_start") == 1 and r.get("losses.ldam_drw.scale") == scale)
-        same &= (table["loss"] == "ldam_drw") & head
+        head = {"losses.ldam_drw.max_margin": 0, "losses.ldam_drw.drw_start": 1,
+                "losses.ldam_drw.scale": row.record.get("losses.ldam_drw.scale")}
+        same &= (table["loss"] == "ldam_drw") & table["record"].map(lambda r: all(r.get(k) == v
+                                                                                  for k, v in head.items()))
     else:
         same &= (table["loss"] == "cross_entropy") & (table["sampler"] == "shuffle")
     candidates = table[(table["protocol"] == protocol) & (table["epochs"] == row.epochs) & ~table["posthoc"] & same]
     return candidates["seeds"].idxmax() if len(candidates) else math.nan
-
-
-def profile(row) -> str:
-    """The imbalance a row trained under: full, step (the report's) or the subset's other profile."""
-    return "full" if row.train_set == "full" else row.record.get("subset.profile", "step")
 
 
 def _status(row, chosen: set, params: dict, references: set) -> str:
@@ -157,27 +148,21 @@ def _status(row, chosen: set, params: dict, references: set) -> str:
 
 
 def _extended(row, params: dict) -> str | None:
-    """The params.yaml variant with the added one's training set, remedy and sampler, if it is a remedy."""
+    """The params.yaml variant an added one extends; an added reference (baseline_120) stays one."""
     if row.loss == "cross_entropy" and row.sampler == "shuffle":
-        return None  # an added reference (baseline_120) stays one
-    for name, entry in params["variants"].items():
-        if (entry["train_set"], entry["loss"], entry.get("sampler", "shuffle")) == (row.train_set, row.loss,
-                                                                                    row.sampler):
-            return name
-    return None
+        return None
+    return next((name for name, entry in params["variants"].items() if (entry["train_set"], entry["loss"], entry.get(
+        "sampler", "shuffle")) == (row.train_set, row.loss, row.sampler)), None)
 
 
 def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Test accuracy A - B in points over the seeds both have: a cross-entropy reference trained longer against
-    the shortest one trained alike, the curriculum against cross-entropy at its epochs, the best remedy at each
-    budget against full data, per-batch against fixed, the detached focal factor."""
+    """Test accuracy A - B in points over the seeds both have, per comparison (LONGER ... DETACHED_PAIR)."""
     pairs = [(LONGER, i, shortest) for i, shortest in _longer_references(table).items()]
     pairs += [(CURRICULUM, i, row.reduced_reference)
               for i, row in table[(table["loss"] == "focal_curriculum") & (table["protocol"] == "fixed")].iterrows()]
     pairs += [(BEST.format(epochs=epochs), best, table.loc[best, "full_reference"])
               for (_, epochs), best in best_remedies(table).items()]
-    rows = {key: i for i, key in enumerate(zip(table["variant"], table["setting"], table["protocol"],
-                                               table["posthoc"]))}
+    rows = {key: i for i, key in enumerate(zip(*(table[column] for column in KEY)))}
     for i, row in table.iterrows():
         if row.protocol == "per_batch":
             pairs.append((PER_BATCH, i, rows.get((row.variant, row.setting, "fixed", row.posthoc), math.nan)))
@@ -185,10 +170,14 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
         if detach and list(detach.values()) == [True]:
             other = json.dumps({k: v for k, v in row.changes.items() if k not in detach}, sort_keys=True)
             pairs.append((DETACHED_PAIR, i, rows.get((row.variant, other, row.protocol, row.posthoc), math.nan)))
-    seeds = test_runs_accuracy(runs, table)
-    return pd.DataFrame.from_records([_paired(comparison, table, seeds, a, b) for comparison, a, b in pairs],
-                                     columns=["comparison", "a", "b", "paired_seeds", "difference_mean",
-                                              "difference_ci95"])
+    seeds, records = test_runs_accuracy(runs, table), []
+    for comparison, a, b in pairs:
+        differences = [] if pd.isna(b) else (100 * (seeds.loc[a] - seeds.loc[int(b)])).dropna()
+        mean, half_width = mean_and_interval(differences) if len(differences) else (math.nan, math.nan)
+        records.append((comparison, table.loc[a, "name"], "-" if pd.isna(b) else table.loc[int(b), "name"],
+                        len(differences), mean, half_width))
+    return pd.DataFrame.from_records(records, columns=["comparison", "a", "b", "paired_seeds", "difference_mean",
+                                                       "difference_ci95"])
 
 
 def best_remedies(table: pd.DataFrame) -> pd.Series:
@@ -198,22 +187,19 @@ def best_remedies(table: pd.DataFrame) -> pd.Series:
 
 
 def steady_remedies(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows that answer the question: a remedy (not plain shuffled cross-entropy) on the fixed subset, its
-    setting a paper default or chosen on validation, and every seed trained (none at chance)."""
+    """The rows that answer the question: a remedy on the fixed subset, as its paper or validation set it, with
+    every seed trained."""
     return table[(table["protocol"] == "fixed") & (table["at_chance"] == 0)
                  & ((table["loss"] != "cross_entropy") | (table["sampler"] != "shuffle") | table["posthoc"])
-                 & ~table["status"].isin([EXPLORATORY, DETACHED, OTHER, REFERENCE])]
+                 & table["status"].isin(CHOSEN)]
 
 
 def _longer_references(table: pd.DataFrame) -> dict:
-    """{reference row: the reference of its protocol and setting with the fewest epochs}, for each reference
-    trained longer than that one (reduced_120: reduced)."""
+    """{reference trained longer: the one of its protocol and setting with the fewest epochs} (reduced_120: reduced)."""
     used = set(table["full_reference"].dropna().astype(int)) | set(table["reduced_reference"].dropna().astype(int))
     references = table.loc[sorted(used)].sort_values("epochs", kind="stable")
-    first = references.groupby(["protocol", "setting"]).head(1)
-    shortest = {(row.protocol, row.setting): i for i, row in first.iterrows()}
-    pairs = {i: shortest[(row.protocol, row.setting)] for i, row in references.iterrows()}
-    return {i: base for i, base in pairs.items() if table.loc[i, "epochs"] > table.loc[base, "epochs"]}
+    shortest = references.groupby(["protocol", "setting"])["epochs"].transform(lambda e: e.index[0])
+    return {i: base for i, base in shortest.items() if table.loc[i, "epochs"] > table.loc[base, "epochs"]}
 
 
 def test_runs_accuracy(runs: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
@@ -223,23 +209,8 @@ def test_runs_accuracy(runs: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
         ["row", "seed"])["accuracy"]
 
 
-def _paired(comparison: str, table: pd.DataFrame, seeds: pd.Series, a: int, b: float) -> dict:
-    record = {"comparison": comparison, "a": table.loc[a, "name"], "b": "-", "paired_seeds": 0,
-              "difference_mean": math.nan, "difference_ci95": math.nan}
-    if pd.isna(b):
-        return record
-    differences = (100 * (seeds.loc[a] - seeds.loc[int(b)])).dropna()
-    mean, half_width = mean_and_interval(differences)
-    return {**record, "b": table.loc[int(b), "name"], "paired_seeds": len(differences),
-            "difference_mean": mean, "difference_ci95": half_width}
-
-
 def chosen_settings(validation: pd.DataFrame) -> dict:
     """Per remedy, the `-S` settings validation chose (param key -> value); a post-hoc choice is its tau."""
-    chosen = {}
-    for row in validation[validation["chosen"]].itertuples():
-        settings = {k: v for k, v in row.changes.items() if k != TAU_KEY}
-        name = f"{row.variant} + post-hoc LA" if row.posthoc else row.variant
-        chosen[name + ("" if row.protocol == "fixed" else f" ({row.protocol})")] = (
-            {TAU_KEY: float(row.tau)} if row.posthoc else settings)
-    return chosen
+    return {(f"{r.variant} + post-hoc LA" if r.posthoc else r.variant) + ("" if r.protocol == "fixed" else
+            f" ({r.protocol})"): {TAU_KEY: float(r.tau)} if r.posthoc else
+            {k: v for k, v in r.changes.items() if k != TAU_KEY} for r in validation[validation["chosen"]].itertuples()}
