@@ -85,10 +85,14 @@ def validation_markdown(validation: pd.DataFrame) -> str:
 
 
 def short_markdown(table: pd.DataFrame) -> str:
-    """On the report's step profile: the remedy that comes closest at each budget with its two references, and
-    the course report's remedy in both protocols; by epochs."""
+    """On the report's step profile: the remedy that comes closest at each budget with its two references, the
+    plain cross-entropy references of those budgets, and the course report's remedy in both protocols; by
+    epochs."""
     best = [i for (profile, _), i in best_remedies(table).items() if profile == "step"]
     rows = set(best) | {int(table.loc[i, column]) for i in best for column in ("full_reference", "reduced_reference")}
+    plain = (table["loss"] == "cross_entropy") & (table["sampler"] == "shuffle") & ~table["posthoc"]
+    rows |= set(table.index[plain & (table["protocol"] != "per_batch") & ~table["changes"].astype(bool)
+                            & table["epochs"].isin(table.loc[best, "epochs"])])
     kept = table[table["status"].isin(CHOSEN)]
     rows |= set(kept.index[(kept["loss"] == "focal_curriculum") & ~kept["changes"].astype(bool)])
     short = table.loc[sorted(rows, key=lambda i: (table.loc[i, "epochs"], i))]
