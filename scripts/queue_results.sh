@@ -94,14 +94,14 @@ step() {  # queue one step's experiments, then run them and wait
     test-added)
         # The longest first, so that both workers stay busy to the end. cRT at 120 epochs takes its 10-epoch
         # choice, on three seeds; the random shifts take the shift validation chose with re-sampling, at 120
-        # epochs on one seed with the references trained with them (about half an hour of one core each), then
-        # at 10 epochs with the best remedies on five.
+        # epochs on three seeds with the references trained with them (about half an hour of one core each),
+        # then at 10 epochs with the best remedies on five.
         chosen crt
         crt=("${CHOSEN[@]}")
         chosen resampled
         shifts=("${CHOSEN[@]}")
         queue -S 'seed=0,1,2' "${crt[@]}" -S "$CRT_120" evaluate@crt_120
-        queue -S seed=0 "${shifts[@]}" -S "$BASELINE_120" evaluate@baseline_120 evaluate@reduced_120
+        queue -S 'seed=0,1,2' "${shifts[@]}" -S "$BASELINE_120" evaluate@baseline_120 evaluate@reduced_120
         queue -S "$SEEDS5" "${shifts[@]}" evaluate@baseline evaluate@reduced evaluate@resampled evaluate@crt \
             evaluate@logit_adjusted
         queue -S "$SEEDS5" "${crt[@]}" evaluate@crt
