@@ -22,6 +22,7 @@ reproduce() {
     dvc repro
 }
 
+
 # True when the log names lock holders and every one has exited (gone, or a zombie not yet reaped).
 holders_gone() {
     local pids pid
@@ -32,18 +33,56 @@ holders_gone() {
     done
 }
 
-# Started again at once after its process group was killed, a run can find DVC's read/write lock
-# (.dvc/tmp/rwlock) still naming a worker of the killed run: DVC drops holders that no longer exist, but one
-# not yet reaped still exists, and --wait-for-lock waits for the repository lock only. The stage then fails
-# "... is busy, it is being blocked by: (PID N) ...". Such a holder is gone within a second or two: retry.
+# "(PID N): command" for each live DVC process whose working directory is in this repository, found with psutil
+# (a dependency of dvc) by dvc's own interpreter.
+dvc_here() {
+    "$(sed -n '1s/^#! *//p' "$(command -v dvc)")" - "$PWD" <<'EOF'
+import os
+import sys
+
+import psutil
+
+root = sys.argv[1]
+for process in psutil.process_iter(["pid", "cmdline", "cwd", "status"]):
+    words, cwd = process.info["cmdline"] or [], process.info["cwd"] or ""
+    if process.info["status"] != psutil.STATUS_ZOMBIE and "dvc" in map(os.path.basename, words[:3]) \
+            and f"{cwd}/".startswith(f"{root}/"):
+        print(f"(PID {process.pid}): {' '.join(words)}")
+EOF
+}
+
+# Two leftovers of a killed run, when the run is started again at once:
+# - DVC's read/write lock (.dvc/tmp/rwlock) still names a worker of the killed run. DVC drops holders that no
+#   longer exist, but one not yet reaped still exists, and --wait-for-lock waits for the repository lock only.
+#   The stage fails "... is busy, it is being blocked by: (PID N) ...". Such a holder is gone within a second
+#   or two: retry.
+# - The lock file is cut short: DVC rewrites it in place, and a kill in the middle of that write leaves every
+#   later DVC command failing "Unable to read RWLock-file" (treeverse/dvc#7615). It holds the locks of running
+#   DVC processes only: once none works in this repository, removing it loses nothing.
+others=""
 for ((attempt = 1; attempt <= attempts; attempt++)); do
     reproduce 2>&1 | tee "$log" && exit 0
     status=$?
-    grep -q "is busy, it is being blocked by" "$log" || exit "$status"
-    sleep "$attempt"  # the seconds a killed process takes to be reaped
-    holders_gone || exit "$status"
-    echo "repro_parallel.sh: DVC's lock named processes of a killed run; trying again ($attempt of $attempts)" >&2
+    if grep -q "is busy, it is being blocked by" "$log"; then
+        sleep "$attempt"  # the seconds a killed process takes to be reaped
+        holders_gone || exit "$status"
+        echo "repro_parallel.sh: DVC's lock named processes of a killed run; trying again ($attempt of $attempts)" >&2
+    elif grep -q "Unable to read RWLock-file" "$log"; then
+        sleep "$attempt"
+        others="$(dvc_here)"
+        [[ -z "$others" ]] || continue
+        echo "repro_parallel.sh: DVC's lock file .dvc/tmp/rwlock was cut short by a killed run (treeverse/dvc#7615)" \
+             "and no DVC process works in this repository: removed it; trying again ($attempt of $attempts)" >&2
+        rm -f .dvc/tmp/rwlock
+    else
+        exit "$status"
+    fi
 done
-echo "repro_parallel.sh: DVC's lock still names processes of a killed run after $attempts tries;" \
-     "run scripts/repro_parallel.sh again" >&2
+if [[ -n "$others" ]]; then
+    cut_short="repro_parallel.sh: DVC's lock file .dvc/tmp/rwlock is cut short, and in this repository work:"
+    printf '%s\n' "$cut_short" "$others" "Once they have ended, remove .dvc/tmp/rwlock and run the script again." >&2
+else
+    echo "repro_parallel.sh: DVC's lock still names processes of a killed run after $attempts tries;" \
+         "run scripts/repro_parallel.sh again" >&2
+fi
 exit 1

@@ -11,6 +11,7 @@ user pressing the up arrow would, while the killed run's workers may still be wa
 
 import dataclasses
 import difflib
+import json
 import os
 import signal
 import subprocess
@@ -30,6 +31,7 @@ SEED = 19  # the issue's number: the kill moments and the file cut to half are d
 VARIANTS = {"reduced": 10, "focal": None}  # a variant and its epochs (the curriculum's come from its gammas)
 FOCAL_EPOCHS_PER_GAMMA = 15  # 30 epochs, a few seconds: long enough for kills to land mid-training
 CHECKPOINT = Path("data/checkpoints/focal")
+RWLOCK = Path(".dvc/tmp/rwlock")  # DVC's read/write lock file
 POLL_S = 0.02
 RUN_TIMEOUT_S = 120
 COMMANDS = {"dvc repro": ("dvc", "repro"), "repro_parallel.sh": ("bash", "scripts/repro_parallel.sh", "2")}
@@ -149,6 +151,16 @@ def checkpoint_id(root: Path) -> bytes | None:
         return None
 
 
+def lock_file_cut_short(root: Path) -> bool:
+    try:
+        json.loads((root / RWLOCK).read_text())
+    except FileNotFoundError:
+        return False
+    except json.JSONDecodeError:
+        return True
+    return False
+
+
 def group_gone(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -172,6 +184,11 @@ def kill_once(run: Runner, command: tuple[str, ...], kill: Kill, delay_s: float,
     history = "\n".join(log)
     if kill.damage or command[0] == "dvc":
         assert wait_until(lambda: group_gone(process.pid), 30), "the killed run's processes outlived it by 30 s"
+    if command[0] == "dvc" and lock_file_cut_short(run.root):
+        # Killed while rewriting its lock file in place, DVC fails every later command (treeverse/dvc#7615).
+        # scripts/repro_parallel.sh removes the file itself; after plain `dvc repro`, README says to.
+        (run.root / RWLOCK).unlink()
+        log.append(f"dvc left {RWLOCK} cut short: removed")
     if kill.damage:
         assert checkpoint_id(run.root) not in (None, before), f"no new focal checkpoint to damage:\n{history}"
         log.append(kill.damage(run.root / CHECKPOINT, rng))
