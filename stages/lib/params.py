@@ -172,7 +172,7 @@ def read_params(path: Path = PARAMS_FILE) -> dict:
 def section(params: dict, name: str, cls: type):
     """params[name] as a validated `cls`; raises ParamsError naming the offending key."""
     if name not in params:
-        raise ParamsError(f"params.yaml has no section `{name}`; add it (see README.md)")
+        raise ParamsError(f"params.yaml has no section `{name}`; add it (see docs/params.md)")
     return from_mapping(cls, params[name], prefix=name)
 
 

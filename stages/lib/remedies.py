@@ -1,9 +1,9 @@
 """Remedies for class imbalance, one record each, looked up by the name a variant's `loss` gives.
 
 A record holds everything about its remedy: the dataclass of its params.yaml `losses.<name>` entry (the
-defaults there are the paper's; README.md cites each), how it turns that entry, the number of epochs and the
+defaults there are the paper's; docs/remedies.md cites each), how it turns that entry, the number of epochs and the
 training set's class counts into the phases a model trains through, and the classifier head it needs.
-Adding a remedy is one record here, its defaults in params.yaml, its citation in README.md and its test.
+Adding a remedy is one record here, its defaults in params.yaml, its citation in docs/remedies.md and its test.
 
 A phase is one per-batch loss (stages.lib.losses) with fixed keyword arguments for some epochs; the model and
 optimizer carry over from phase to phase. Cross-entropy is one phase, the focal curriculum one phase per

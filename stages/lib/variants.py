@@ -70,7 +70,7 @@ def _resolve(name: str, settings: P.VariantParams, losses: dict) -> Variant:
                   "an integer > 0")
     if settings.loss not in losses:
         raise P.ParamsError(f"losses.{settings.loss}: missing; add its hyperparameters to params.yaml "
-                            "(see README.md)")
+                            "(see docs/params.md)")
     entry = losses[settings.loss] if losses[settings.loss] is not None else {}
     loss_params = P.from_mapping(remedy.params, entry, prefix=f"losses.{settings.loss}")
     return Variant(name, settings.train_set, settings.loss, remedy, loss_params, SAMPLERS[settings.sampler],
