@@ -21,7 +21,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.remedies_report import exp_show  # noqa: E402
 from scripts.report import runs as R  # noqa: E402
 from stages.lib import params as P  # noqa: E402
 from stages.lib.files import write_text  # noqa: E402
@@ -36,7 +35,7 @@ def collect(states: list[dict], params: dict) -> pd.DataFrame:
     import dvc.api  # only here: rendering from the committed file needs no dvc
 
     flat, rows, seen = R.defaults(params), [], set()
-    for state in R._commits_and_experiments(states):
+    for state in R.commits_and_experiments(states):
         for variant in VARIANTS:
             data = (((state.get("data") or {}).get("metrics") or {}).get(f"metrics/{variant}.json") or {}).get("data")
             if not data or "run" not in data or data["run"]["validation"]:
@@ -46,7 +45,7 @@ def collect(states: list[dict], params: dict) -> pd.DataFrame:
             if identity in seen:
                 continue
             seen.add(identity)
-            changes = R._changes(run["params"], run["tau"], flat)
+            changes = R.changes(run["params"], run["tau"], flat)
             path = f"metrics/train/{variant}.csv"
             text = Path(path).read_text() if state["rev"] == "workspace" else dvc.api.read(path, rev=state["rev"])
             log = pd.read_csv(io.StringIO(text))
@@ -95,7 +94,7 @@ def main() -> None:
     if args.no_dvc:
         epochs = pd.read_csv(EPOCHS_FILE)
     else:
-        epochs = collect(exp_show(args.rev, args.num), P.read_params())
+        epochs = collect(R.exp_show(args.rev, args.num), P.read_params())
         write_text(EPOCHS_FILE, epochs.to_csv(index=False))
     write_text(TABLE_FILE, table(epochs))
     print(TABLE_FILE.read_text(), end="")

@@ -10,8 +10,6 @@ table, unrounded), remedies.png (the forest plot), chosen.yaml (read by scripts/
 """
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -62,15 +60,6 @@ def update_readme(path: Path, texts: dict[str, str]) -> list[str]:
     return done
 
 
-def exp_show(revs: list[str], num: int) -> list[dict]:
-    """`dvc exp show --json` of the commits `revs` (and NUM - 1 before each) with their experiments."""
-    command = ["dvc", "exp", "show", "--json", "--num", str(num), *(f"--rev={rev}" for rev in revs)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
-    return json.loads(result.stdout)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", nargs="+", default=["HEAD"], help="the commits whose experiments are collected")
@@ -81,7 +70,7 @@ def main() -> None:
     params = P.read_params()
     P.variants(params)  # a clear error for a broken params.yaml
     committed = R.read_runs(args.out / RUNS_FILE)
-    found = pd.DataFrame(columns=R.COLUMNS) if args.no_dvc else R.collect_runs(exp_show(args.rev, args.num))
+    found = pd.DataFrame(columns=R.COLUMNS) if args.no_dvc else R.collect_runs(R.exp_show(args.rev, args.num))
     runs = R.merge_runs(committed, found)
     if runs.empty:
         raise SystemExit("no finished runs found: run `dvc repro` or scripts/queue_results.sh first")

@@ -4,6 +4,7 @@ A run's setting is what its params change from params.yaml here; its name is ren
 import dataclasses
 import json
 import math
+import subprocess
 import sys
 
 import pandas as pd
@@ -16,7 +17,6 @@ METRICS = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accur
            "logit_adjusted.majority_accuracy", "distinct_minority_seen", "epochs", "test_loss"]
 COLUMNS = [*IDENTITY, *METRICS, "experiment"]
 TAU_KEY = "evaluate.logit_adjustment_tau"  # a change of the run's tau is shown under this key
-PROTOCOL_KEY = "subset.mode"  # shown as the protocol column (per_batch), not as a change
 LOSS_NAMES = {"cross_entropy": "cross-entropy", "class_balanced": "class-balanced", "ldam_drw": "LDAM-DRW",
               "logit_adjusted": "logit-adjusted loss", "crt": "cRT"}  # others: their key, spaced
 PROFILE_WORDS = {"exponential": "long-tailed"}  # the subset's profile as names and titles say it
@@ -24,12 +24,23 @@ PROFILE_WORDS = {"exponential": "long-tailed"}  # the subset's profile as names 
 SHOWN = {"focal": {"gamma": "gamma"}, "focal_curriculum": {"gammas": "gamma"}, "class_balanced": {"beta": "beta"},
          "logit_adjusted": {"tau": "tau"}, "ldam_drw": {"scale": "s", "max_margin": "margin"},
          "crt": {"classifier_share": "classifier share"}}
-# How a name writes a changed param, by its last key; others as `key value`.
-WORDS = {"warmup_epochs": "warm-up {:g} epochs", "augment_shift_px": "shifts of ±{:g} px",
-         "grad_clip_norm": "gradients clipped at norm {:g}", "drw_start": "DRW from {:g} of the epochs"}
-NONE = {("warmup_epochs", 0): "no warm-up", ("drw_start", 1): "no DRW", ("augment_shift_px", 0): "no shifts"}
+# How a name writes a changed param, by its last key and value (None: any value); others as `key value`.
+WORDS = {("warmup_epochs", 0): "no warm-up", ("drw_start", 1): "no DRW", ("augment_shift_px", 0): "no shifts",
+         ("warmup_epochs", 1): "warm-up 1 epoch", ("warmup_epochs", None): "warm-up {:g} epochs",
+         ("augment_shift_px", None): "shifts of ±{:g} px", ("grad_clip_norm", None): "gradients clipped at norm {:g}",
+         ("drw_start", None): "DRW from {:g} of the epochs", ("detach_factor", True): "factor detached",
+         ("detach_factor", False): "factor not detached"}
 HEAD_ALONE = {"losses.ldam_drw.max_margin": 0, "losses.ldam_drw.drw_start": 1}  # LDAM's cosine classifier alone
 IMPLIED = ("epochs", "epochs_per_gamma", "logit_adjustment_tau", "sampler")  # the name shows them otherwise
+
+
+def exp_show(revs: list[str], num: int) -> list[dict]:
+    """`dvc exp show --json` of the commits `revs` (and NUM - 1 before each) with their experiments."""
+    command = ["dvc", "exp", "show", "--json", "--num", str(num), *(f"--rev={rev}" for rev in revs)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
+    return json.loads(result.stdout)
 
 
 def read_runs(path) -> pd.DataFrame:
@@ -41,31 +52,26 @@ def read_runs(path) -> pd.DataFrame:
     return runs[COLUMNS]
 
 
-def collect_runs(states: list[dict]) -> pd.DataFrame:
-    """One row per metrics file with a run record in `dvc exp show --json` (the tabular view drops a file's name
-    from columns no other file has, and turns booleans into text)."""
-    def dotted(data, key):
-        for part in key.split("."):
-            data = data.get(part) if isinstance(data, dict) else None
-        return data
-    records = []
-    for state in _commits_and_experiments(states):
-        for content in ((state.get("data") or {}).get("metrics") or {}).values():
-            data = (content or {}).get("data") or {}
-            if "run" in data and isinstance(data.get("accuracy"), (int, float)):
-                records.append({**{field: data["run"][field] for field in IDENTITY[:5]},
-                                "params": json.dumps(data["run"]["params"], sort_keys=True),
-                                **{metric: dotted(data, metric) for metric in METRICS},
-                                "experiment": state.get("name") or (state["rev"][:7] if len(state["rev"]) == 40
-                                                                    else state["rev"])})
-    return pd.DataFrame.from_records(records, columns=COLUMNS)
-
-
-def _commits_and_experiments(states: list[dict]):
+def commits_and_experiments(states: list[dict]):
     for state in states:
         yield state
         for experiment in state.get("experiments") or []:
             yield from experiment.get("revs") or []
+
+
+def collect_runs(states: list[dict]) -> pd.DataFrame:
+    """One row per metrics file with a run record in `dvc exp show --json` (the tabular view drops a file's name
+    from columns no other file has, and turns booleans into text)."""
+    records = []
+    for state in commits_and_experiments(states):
+        name = state.get("name") or (state["rev"][:7] if len(state["rev"]) == 40 else state["rev"])
+        for content in ((state.get("data") or {}).get("metrics") or {}).values():
+            data = _flatten((content or {}).get("data") or {})
+            if "run.variant" in data and isinstance(data.get("accuracy"), (int, float)):
+                records.append({**{field: data[f"run.{field}"] for field in IDENTITY[:5]}, "experiment": name,
+                                "params": json.dumps((content["data"]["run"]["params"]), sort_keys=True),
+                                **{metric: data.get(metric) for metric in METRICS}})
+    return pd.DataFrame.from_records(records, columns=COLUMNS)
 
 
 def merge_runs(committed: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
@@ -95,47 +101,42 @@ def defaults(params: dict) -> dict:
     return flat
 
 
+def changes(record: dict, tau: float, flat: dict) -> dict:
+    """What a run's record changes from params.yaml (flattened; the protocol is a column of its own). A variant
+    with a warm-up of its own records it twice (its entry, and the train section it trained with): only its
+    entry counts."""
+    own_warmup = any(key.startswith("variants.") and key.endswith(".warmup_epochs") for key in record)
+    found = {key: value for key, value in sorted(record.items())
+             if key in flat and key != "subset.mode" and _plain(value) != _plain(flat[key])
+             and not (own_warmup and key == "train.warmup_epochs")}
+    return found | ({TAU_KEY: tau} if not math.isclose(tau, flat[TAU_KEY]) else {})
+
+
 def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
     """The runs plus changes (against params.yaml), setting (their JSON), base (the setting without the tau),
     train_set, loss, sampler, protocol and order (params.yaml's; an added variant after the one it extends)."""
     flat, names = defaults(params), list(params["variants"])
     records = [json.loads(text) for text in runs["params"]]
-    changes = [_changes(record, tau, flat) for record, tau in zip(records, runs["tau"])]
-    runs = runs.assign(record=records, changes=changes, setting=[json.dumps(c, sort_keys=True) for c in changes],
+    changed = [changes(record, tau, flat) for record, tau in zip(records, runs["tau"])]
+    kind = lambda get, name: tuple(get(f"variants.{name}.{c}") for c in ("train_set", "loss", "sampler"))  # noqa
+    kinds = [kind(record.get, variant) for record, variant in zip(records, runs["variant"])]
+    runs = runs.assign(record=records, changes=changed, setting=[json.dumps(c, sort_keys=True) for c in changed],
                        base=[json.dumps({k: v for k, v in c.items() if k != TAU_KEY}, sort_keys=True)
-                             for c in changes],
-                       **{column: [r[f"variants.{v}.{column}"] for r, v in zip(records, runs["variant"])]
-                          for column in ("train_set", "loss", "sampler")})
+                             for c in changed],
+                       **{column: [k[i] for k in kinds] for i, column in enumerate(("train_set", "loss", "sampler"))})
     runs["protocol"] = ["full" if t == "full" else "per_batch" if pb else "fixed"
                         for t, pb in zip(runs["train_set"], runs["per_batch"])]
-    kinds = {}
-    for i, n in enumerate(names):
-        kinds.setdefault(tuple(flat[f"variants.{n}.{c}"] for c in ("train_set", "loss", "sampler")), i + 0.5)
-    runs["order"] = [names.index(v) if v in names else kinds.get(k, len(names))
-                     for v, k in zip(runs["variant"], zip(runs["train_set"], runs["loss"], runs["sampler"]))]
+    extends = {}
+    for i, name in enumerate(names):
+        extends.setdefault(kind(flat.get, name), i + 0.5)
+    runs["order"] = [names.index(v) if v in names else extends.get(k, len(names))
+                     for v, k in zip(runs["variant"], kinds)]
     runs["changed"] = runs["setting"] != "{}"
     return runs.sort_values(["order", "variant", "changed", "setting", "protocol", "validation", "seed"],
                             kind="stable").reset_index(drop=True)
 
 
-def _changes(record: dict, tau: float, flat: dict) -> dict:
-    """What a run's record changes from params.yaml (flattened). A variant with a warm-up of its own records
-    it twice (its entry, and the train section it trained with): only its entry counts."""
-    own_warmup = any(key.startswith("variants.") and key.endswith(".warmup_epochs") for key in record)
-    changes = {key: value for key, value in sorted(record.items())
-               if key in flat and key != PROTOCOL_KEY and _plain(value) != _plain(flat[key])
-               and not (own_warmup and key == "train.warmup_epochs")}
-    return changes | ({TAU_KEY: tau} if not math.isclose(tau, flat[TAU_KEY]) else {})
-
-
-def _plain(value):
-    """A param comparable across its forms: a list is its JSON text in a record, a tuple in a dataclass."""
-    if isinstance(value, str) and value.startswith("["):
-        return json.loads(value)
-    return list(value) if isinstance(value, tuple) else value
-
-
-def run_name(variant: str, record: dict, changes: dict, epochs: int, per_batch: bool, tau: float,
+def run_name(variant: str, record: dict, changed: dict, epochs: int, per_batch: bool, tau: float,
              posthoc: bool) -> str:
     """`LDAM-DRW, s 20, margin 0.25, 10 epochs`: the loss, its main hyperparameters, what else changed."""
     loss, sampler = record[f"variants.{variant}.loss"], record[f"variants.{variant}.sampler"]
@@ -147,21 +148,22 @@ def run_name(variant: str, record: dict, changes: dict, epochs: int, per_batch: 
     shown = {f"losses.{loss}.{key}": short for key, short in SHOWN.get(loss, {}).items()
              if not (head_alone and f"losses.{loss}.{key}" in HEAD_ALONE)}
     parts += [f"{short} {_show(record[key])}" for key, short in shown.items() if key in record]
-    for key, value in changes.items():
-        last = key.rsplit(".", 1)[-1]
-        if key in shown or last in IMPLIED or key.startswith("subset.") or (head_alone and key in HEAD_ALONE):
-            continue
-        if (last, _plain(value)) in NONE:
-            parts.append(NONE[(last, _plain(value))])
-        elif last in WORDS:
-            parts.append(WORDS[last].format(_plain(value)).replace(" 1 epochs", " 1 epoch"))
-        elif last == "detach_factor":
-            parts.append("factor detached" if value is True else "factor not detached")
-        else:
-            parts.append(last.replace("_", " ") + ("" if value is True else f" {_show(value)}"))
+    for key, value in changed.items():
+        last, value = key.rsplit(".", 1)[-1], _plain(value)
+        if not (key in shown or last in IMPLIED or key.startswith("subset.") or (head_alone and key in HEAD_ALONE)):
+            words = WORDS.get((last, str(value) if isinstance(value, list) else value)) or WORDS.get((last, None)) \
+                or last.replace("_", " ") + ("" if value is True else " {}")
+            parts.append(words.format(value) if "{:g}" in words else words.format(_show(value)))
     parts += [f"{sampler.replace('_', '-')} sampler"] if sampler != "shuffle" else []
     parts += [f"{epochs} epochs"] + (["per-batch protocol"] if per_batch else [])
     return ", ".join(parts) + (f" + post-hoc LA, tau {tau:g}" if posthoc else "")
+
+
+def _plain(value):
+    """A param comparable across its forms: a list is its JSON text in a record, a tuple in a dataclass."""
+    if isinstance(value, str) and value.startswith("["):
+        return json.loads(value)
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _show(value) -> str:
