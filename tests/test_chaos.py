@@ -143,10 +143,13 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, process: subproc
     return False
 
 
-def checkpoint_id(root: Path) -> bytes | None:
-    """The focal checkpoint's state.json (its log grows every epoch; its inode can be reused), None when none."""
+def checkpoint_id(root: Path) -> tuple | None:
+    """The focal checkpoint's state.json as written: its modification time and content, None when none. Neither
+    alone tells two writes apart: training is deterministic, so a run restarted from scratch writes at epoch 2
+    the bytes the killed run wrote at epoch 2, and a file's inode can be reused."""
+    path = root / CHECKPOINT / "state.json"
     try:
-        return (root / CHECKPOINT / "state.json").read_bytes()
+        return path.stat().st_mtime_ns, path.read_bytes()
     except FileNotFoundError:
         return None
 

@@ -4,12 +4,16 @@ trains from scratch to exactly the weights of an uninterrupted run."""
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from stages.lib import losses
+from stages.lib.checkpoints import remove_checkpoint
 from stages.lib import params as P
 from stages.lib.data import TrainingSet, load_split, to_model_input
 from stages.lib.files import atomic_dir, atomic_path
@@ -126,3 +130,36 @@ def test_a_checkpoint_set_aside_by_a_kill_between_renames_is_resumed(data, tmp_p
     weights, history = train(data, checkpoint)
     assert "resuming from" in capsys.readouterr().err and history == uninterrupted[1]
     assert checkpoint.exists() and not (tmp_path / ".checkpoint.old").exists()
+
+
+def killed_mid_write(target: Path, kind: str) -> None:
+    """A real process SIGKILLed inside atomic_path or atomic_dir (`kind`) of `target`, its temporary half written."""
+    code = (f"import sys, time; from pathlib import Path; from stages.lib.files import {kind}\n"
+            f"with {kind}(Path({str(target)!r})) as tmp:\n"
+            "    (tmp / 'model.pdparams' if tmp.is_dir() else tmp).write_bytes(b'half')\n"
+            "    print('writing', flush=True); time.sleep(60)\n")
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    assert writer.stdout.readline() == "writing\n"
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+
+
+def test_the_temporary_checkpoint_a_kill_left_mid_write_is_gone_when_training_ends(data, tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    killed_mid_write(checkpoint, "atomic_dir")
+    assert [path.name for path in tmp_path.glob(".checkpoint.*.tmp")], "the kill left no temporary directory"
+    train(data, checkpoint)
+    remove_checkpoint(checkpoint)  # as stages.train does once the model is written
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_file_a_kill_left_mid_write_goes_with_the_next_write_of_that_file_only(tmp_path):
+    killed_mid_write(tmp_path / "model.pdparams", "atomic_path")
+    killed_mid_write(tmp_path / "model.x.pdparams", "atomic_path")  # another file's, with a similar name
+    assert len(list(tmp_path.glob(".model.*.tmp.pdparams"))) == 2, "the kills left no temporary files"
+    with atomic_path(tmp_path / "model.pdparams") as tmp:
+        tmp.write_bytes(b"whole")
+    assert sorted(path.name for path in tmp_path.iterdir() if not path.name.startswith(".model.x.")) == [
+        "model.pdparams"]
+    assert len(list(tmp_path.glob(".model.x.*.tmp.pdparams"))) == 1

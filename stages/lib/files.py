@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ def atomic_path(path: Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_left_over(path.parent, path.stem, f".tmp{path.suffix}")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give it the mode a plain open() would
@@ -61,14 +63,27 @@ def atomic_dir(path: Path):
 
 
 def recover_dir(path: Path) -> None:
-    """Finish what an atomic_dir killed between its renames left: the old directory back when `path` is
-    missing, or removed when `path` is there."""
+    """Finish what an atomic_dir killed left: the old directory back when a kill between its renames left
+    `path` missing, or removed when `path` is there; the temporary directory of a kill mid-write, removed."""
+    _remove_left_over(Path(path).parent, Path(path).name, ".tmp")
     old = _aside(Path(path))
     if old.exists():
         if Path(path).exists():
             shutil.rmtree(old)
         else:
             os.replace(old, path)
+
+
+def _remove_left_over(directory: Path, name: str, suffix: str) -> None:
+    """Remove the temporaries (`.<name>.<random>.tmp...`) that writers of `name` killed mid-write left. Each
+    output has one writer at a time (DVC locks a stage's outputs; a checkpoint is its stage's), so none of them
+    is still being written."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.[^.]+{re.escape(suffix)}")
+    for path in filter(lambda path: pattern.fullmatch(path.name), directory.glob(f".{name}.*{suffix}")):
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _aside(path: Path) -> Path:
