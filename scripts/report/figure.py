@@ -36,7 +36,8 @@ def forest_figure(table: pd.DataFrame, runs: pd.Series) -> plt.Figure:
 
 def _panel_rows(table: pd.DataFrame, epochs: int, long_tail: bool) -> pd.DataFrame:
     """The drawn rows of one budget and profile, best on top; its references are lines."""
-    rows = table[(table["epochs"] == epochs) & ((table["profile"] != "step") == long_tail) & (table["profile"] != "full")]
+    profile = table["profile"]
+    rows = table[(table["epochs"] == epochs) & ((profile != "step") == long_tail) & (profile != "full")]
     references = set(rows["full_reference"]) | set(rows["reduced_reference"])
     return rows[rows["status"].isin(DRAWN) & ~rows.index.isin(references)].sort_values("center", kind="stable")
 

@@ -53,14 +53,15 @@ def test_markdown(table: pd.DataFrame) -> str:
         "remedy": table["name"], "protocol": table["protocol"], "status": table["status"],
         **_cells(table, {"test accuracy": "accuracy", "balanced": "balanced_accuracy",
                          "digits 0-4": "minority_accuracy", "digits 5-9": "majority_accuracy",
-                         "post-hoc LA": "logit_adjusted.accuracy", "its digits 0-4": "logit_adjusted.minority_accuracy"}),
+                         "post-hoc LA": "logit_adjusted.accuracy",
+                         "its digits 0-4": "logit_adjusted.minority_accuracy"}),
         "gap recovered": table["gap_recovered"].map(_gap),
         "references (full / reduced)": [f"{name(f)} / {name(r)}" for f, r in
                                         zip(table["full_reference"], table["reduced_reference"])],
         "report": table["report_accuracy"].map(lambda value: _number(value, ".1f"))})
-    return _markdown(rows, "Test set, in %: mean ± 95% interval half-width (Student t over the seeds; none for one seed). "
-                     + SPLIT_NOTE + " Gap recovered = (row - reduced) / (full - reduced), the references trained "
-                     "as many epochs.")
+    return _markdown(rows, "Test set, in %: mean ± 95% interval half-width (Student t over the seeds; none for one "
+                     "seed). " + SPLIT_NOTE + " Gap recovered = (row - reduced) / (full - reduced), the references "
+                     "trained as many epochs.")
 
 
 def paired_markdown(paired: pd.DataFrame) -> str:
@@ -164,7 +165,7 @@ def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     head = (f"**No remedy recovers {_gap(TARGET)} of the gap at an equal budget.**" if reached.empty else
             f"**{len(reached)} remed{'y' if one else 'ies'} recover{'s' if one else ''} {_gap(TARGET)} of the gap or "
             "more at an equal budget:** "
-            + "; ".join(f"*{name}* ({_gap(gap)})" for name, gap in zip(reached["name"], reached["gap_recovered"])) + ".")
+            + "; ".join(f"*{row.name}* ({_gap(row.gap_recovered)})" for row in reached.itertuples()) + ".")
     lines = []
     for (profile, epochs), i in sorted(best_remedies(table).items(), key=lambda item: (item[0][0] != "step",
                                                                                        item[0][1])):  # step first

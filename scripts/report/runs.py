@@ -132,7 +132,8 @@ def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
     runs["protocol"] = ["full" if t == "full" else "per_batch" if pb else "fixed"
                         for t, pb in zip(runs["train_set"], runs["per_batch"])]
     extends = {kind(flat.get, name): i + 0.5 for i, name in reversed(list(enumerate(names)))}
-    runs["order"] = [names.index(v) if v in names else extends.get(k, len(names)) for v, k in zip(runs["variant"], kinds)]
+    runs["order"] = [names.index(v) if v in names else extends.get(k, len(names))
+                     for v, k in zip(runs["variant"], kinds)]
     runs["changed"] = runs["setting"] != "{}"
     return runs.sort_values(["order", "variant", "changed", "setting", "protocol", "validation", "seed"],
                             kind="stable").reset_index(drop=True)
