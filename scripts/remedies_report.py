@@ -26,9 +26,9 @@ OUTPUT_DIR, README, RUNS_FILE = Path("reports"), Path("README.md"), "remedies_ru
 
 
 def build_report(runs: pd.DataFrame, params: dict, out: Path) -> dict[str, str]:
+    """Writes the report of `runs` (with their settings) into `out`; returns the markdown texts by file name."""
     from scripts.report.figure import forest_figure  # matplotlib only here
 
-    runs = R.with_settings(runs, params)
     validation = T.validation_table(runs)
     tested, table = T.test_runs(runs, validation), T.test_table(runs, params, validation)
     paired = T.paired_table(tested, table)
@@ -74,9 +74,9 @@ def main() -> None:
     runs = R.merge_runs(committed, found)
     if runs.empty:
         raise SystemExit("no finished runs found: run `dvc repro` or scripts/queue_results.sh first")
-    runs = R.with_settings(runs, params)[R.COLUMNS]  # in table order: a rewrite of the same runs is byte-equal
+    runs = R.with_settings(runs, params)  # in table order: a rewrite of the same runs is byte-equal
     with atomic_path(args.out / RUNS_FILE) as tmp:
-        runs.to_csv(tmp, index=False)
+        runs[R.COLUMNS].to_csv(tmp, index=False)
     texts = build_report(runs, params, args.out)
     print(texts["summary.md"], end="")
     if args.out == OUTPUT_DIR and (blocks := update_readme(README, texts)):

@@ -6,7 +6,7 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scripts.report.runs import PROFILE_WORDS  # noqa: E402
+from scripts.report.runs import PROFILE_WORDS, run_name  # noqa: E402
 from scripts.report.tables import CHANCE, CHOSEN, DETACHED, EXPLORATORY  # noqa: E402
 
 WIDTH_IN, DPI = 8.0, 100  # 800 px: the width a reader sees it at in a README
@@ -36,7 +36,8 @@ def forest_figure(table: pd.DataFrame, runs: pd.Series) -> plt.Figure:
 
 def _panel_rows(table: pd.DataFrame, epochs: int, long_tail: bool) -> pd.DataFrame:
     """The drawn rows of one budget and profile, best on top; its references are lines."""
-    rows = table[(table["epochs"] == epochs) & ((table["profile"] != "step") == long_tail) & (table["profile"] != "full")]
+    profile = table["profile"]
+    rows = table[(table["epochs"] == epochs) & ((profile != "step") == long_tail) & (profile != "full")]
     references = set(rows["full_reference"]) | set(rows["reduced_reference"])
     return rows[rows["status"].isin(DRAWN) & ~rows.index.isin(references)].sort_values("center", kind="stable")
 
@@ -78,13 +79,9 @@ def _draw_panel(axis, table: pd.DataFrame, runs: pd.Series, epochs: int, rows: p
 
 
 def _label(row) -> str:
-    """The row's name, cut after its epochs (the panel says them), and what a reader must know about it."""
+    """The row's name without what the panel's title says (epochs, profile), and what a reader must know."""
     notes = [f"{row['at_chance']} of {row['seeds']} at chance, not drawn"] if row["split"] else []
     notes += [f"all {row['seeds']} seeds at chance"] if row["at_chance"] == row["seeds"] else []
     notes += ["vs its cosine head"] if row["loss"] == "ldam_drw" else []
     notes += ["chosen on test"] if row["status"] == EXPLORATORY else []
-    name = row["name"].replace(f", {row['epochs']} epochs", "")  # the panel's title says the epochs and profile
-    if row["profile"] not in ("step", "full"):
-        name = name.replace(f", {PROFILE_WORDS.get(row['profile'], row['profile'])}, ratio "
-                            f"{row['record']['subset.imbalance_ratio']:g}", "")
-    return name + (f" ({'; '.join(notes)})" if notes else "")
+    return run_name(row, in_panel=True) + (f" ({'; '.join(notes)})" if notes else "")

@@ -4,8 +4,7 @@ the findings in words (findings.md), README's first screen."""
 import pandas as pd
 
 from scripts.report.runs import PROFILE_WORDS
-from scripts.report.tables import (BEST, CHANCE, CHOSEN, CURRICULUM, LONGER, PER_BATCH, best_remedies,
-                                   steady_remedies)
+from scripts.report.tables import BEST, CHANCE, CHOSEN, CURRICULUM, LONGER, PER_BATCH, best_remedies, steady_remedies
 
 TARGET = 0.9  # the share of the gap a remedy has to recover for the project's question to be answered yes
 SPLIT_NOTE = (f"A row whose seeds split between trained and collapsed (balanced accuracy below {100 * CHANCE:.0f}%, "
@@ -15,13 +14,12 @@ TEXT = ("remedy", "protocol", "status", "comparison", "A", "B", "chosen", "refer
 
 def cell(row, column: str) -> str:
     """`97.55 ± 0.19` (mean ± 95% half-width), `96.87 [95.10, 98.20]` (median, interval) for a split row."""
-    mean, median, half = (row[f"{column}_{stat}"] for stat in ("mean", "median", "ci95"))
-    if pd.isna(mean):
-        return "-"
-    if row["split"]:
-        return f"{100 * median:.2f}" + ("" if pd.isna(half) else f" [{100 * (mean - half):.2f}, "
-                                                                    f"{100 * (mean + half):.2f}]")
-    return f"{100 * mean:.2f}" + ("" if pd.isna(half) else f" ± {100 * half:.2f}")
+    mean, median, half = (100 * row[f"{column}_{stat}"] for stat in ("mean", "median", "ci95"))
+    if pd.isna(mean) or pd.isna(half):
+        return "-" if pd.isna(mean) else f"{median if row['split'] else mean:.2f}"
+    return f"{median:.2f} [{mean - half:.2f}, {mean + half:.2f}]" if row["split"] else f"{mean:.2f} ± {half:.2f}"
+
+
 
 
 def _cells(table: pd.DataFrame, columns: dict) -> dict:
@@ -35,6 +33,10 @@ def _markdown(frame: pd.DataFrame, caption: str) -> str:
     """A caption and the table, numbers right-aligned."""
     align = ["left" if column in TEXT else "right" for column in frame]
     return f"{caption}\n\n{frame.to_markdown(index=False, colalign=align, disable_numparse=True)}"
+
+
+def _number(value, spec: str) -> str:
+    return "-" if pd.isna(value) else format(value, spec)
 
 
 def _gap(value) -> str:
@@ -56,10 +58,10 @@ def test_markdown(table: pd.DataFrame) -> str:
         "gap recovered": table["gap_recovered"].map(_gap),
         "references (full / reduced)": [f"{name(f)} / {name(r)}" for f, r in
                                         zip(table["full_reference"], table["reduced_reference"])],
-        "report": table["report_accuracy"].map(lambda value: "-" if pd.isna(value) else f"{value:.1f}")})
-    return _markdown(rows, "Test set, in %: mean ± 95% interval half-width (Student t over the seeds; none for one seed). "
-                     + SPLIT_NOTE + " Gap recovered = (row - reduced) / (full - reduced), the references trained "
-                     "as many epochs.")
+        "report": table["report_accuracy"].map(lambda value: _number(value, ".1f"))})
+    return _markdown(rows, "Test set, in %: mean ± 95% interval half-width (Student t over the seeds; none for one "
+                     "seed). " + SPLIT_NOTE + " Gap recovered = (row - reduced) / (full - reduced), the references "
+                     "trained as many epochs.")
 
 
 def paired_markdown(paired: pd.DataFrame) -> str:
@@ -67,7 +69,7 @@ def paired_markdown(paired: pd.DataFrame) -> str:
     rows = pd.DataFrame({
         "comparison": paired["comparison"], "A": paired["a"], "B": paired["b"],
         "paired seeds": paired["paired_seeds"].astype(str),
-        "A - B": paired["difference_mean"].map(lambda v: "-" if pd.isna(v) else f"{v:+.2f}"),
+        "A - B": paired["difference_mean"].map(lambda value: _number(value, "+.2f")),
         "95% interval": [("-" if pd.isna(lo) else f"[{lo:+.2f}, {hi:+.2f}]") for lo, hi in zip(low, high)]})
     return _markdown(rows, "Paired differences of test accuracy, A - B in points, over the seeds both have; "
                      "95% t interval.")
@@ -111,9 +113,10 @@ def findings_markdown(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def _pair(paired: pd.DataFrame, comparison: str, a: str):
-    """The paired row of `comparison` whose A is `a`, or None when it has no seed in common with its B."""
-    rows = paired[(paired["comparison"] == comparison) & (paired["a"] == a) & (paired["paired_seeds"] > 0)]
+def _pair(paired: pd.DataFrame, comparison: str, a_row):
+    """The paired row of `comparison` whose A is table row `a_row`, or None when it has no seed in common with
+    its B (or `a_row` is None)."""
+    rows = paired[(paired["comparison"] == comparison) & (paired["a_row"] == a_row) & (paired["paired_seeds"] > 0)]
     return rows.iloc[0] if len(rows) else None
 
 
@@ -137,12 +140,12 @@ def _decomposition(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     row = report.iloc[0]
     text = (f"**The course report's {row['report_accuracy']:.1f}%** (*{row['name']}*) comes out here at "
             f"{cell(row, 'accuracy')}% over {_plural(row['seeds'], 'seed')}.")
-    leak = _pair(paired, PER_BATCH, row["name"])
-    loss = None if leak is None else _pair(paired, CURRICULUM, leak["b"])
-    longer = None if loss is None else _pair(paired, LONGER, loss["b"])
+    leak = _pair(paired, PER_BATCH, report.index[0])
+    loss = None if leak is None else _pair(paired, CURRICULUM, leak["b_row"])
+    longer = None if loss is None else _pair(paired, LONGER, loss["b_row"])
     if longer is None:
         return text
-    start, long = (table[table["name"] == longer[side]].iloc[0] for side in ("b", "a"))
+    start, long = table.loc[int(longer["b_row"])], table.loc[longer["a_row"]]
     return "\n".join([
         text + f" Of its {100 * (row['center'] - start['center']):.2f} points above the reduced model "
         f"(*{start['name']}*: {cell(start, 'accuracy')}%):", "",
@@ -155,7 +158,6 @@ def _decomposition(table: pd.DataFrame, paired: pd.DataFrame) -> str:
 def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     """Whether any steady remedy reaches the target at its budget, and the best one at each budget."""
     steady = steady_remedies(table)
-    steady = steady[steady["gap_recovered"].notna()]
     if steady.empty:
         return ""
     reached = steady[steady["gap_recovered"] >= TARGET]
@@ -163,13 +165,13 @@ def _best_remedies(table: pd.DataFrame, paired: pd.DataFrame) -> str:
     head = (f"**No remedy recovers {_gap(TARGET)} of the gap at an equal budget.**" if reached.empty else
             f"**{len(reached)} remed{'y' if one else 'ies'} recover{'s' if one else ''} {_gap(TARGET)} of the gap or "
             "more at an equal budget:** "
-            + "; ".join(f"*{name}* ({_gap(gap)})" for name, gap in zip(reached["name"], reached["gap_recovered"])) + ".")
+            + "; ".join(f"*{row.name}* ({_gap(row.gap_recovered)})" for row in reached.itertuples()) + ".")
     lines = []
     for (profile, epochs), i in sorted(best_remedies(table).items(), key=lambda item: (item[0][0] != "step",
                                                                                        item[0][1])):  # step first
         row = table.loc[i]
         full, reduced = (table.loc[int(row[column])] for column in ("full_reference", "reduced_reference"))
-        pair = _pair(paired, BEST.format(epochs=epochs), row["name"])
+        pair = _pair(paired, BEST.format(epochs=epochs), i)
         imbalance = "" if profile == "step" else f", {PROFILE_WORDS.get(profile, profile)} subset"
         lines.append(f"- **{epochs} epochs{imbalance}** (*{full['name']}* {100 * full['center']:.2f}%, "
                      f"*{reduced['name']}* {100 * reduced['center']:.2f}%: a gap of "
@@ -190,8 +192,8 @@ def _split_remedies(table: pd.DataFrame) -> str:
         if not row["split"]:
             lines.append(f"- *{row['name']}* ({row['status']}): all {row['seeds']} seeds at chance.")
             continue
-        full, reduced = (table.loc[int(row[column]), "center"] if pd.notna(row[column]) else float("nan")
-                         for column in ("full_reference", "reduced_reference"))
+        full, reduced = (table["center"].get(row[column], float("nan")) for column in ("full_reference",
+                                                                                       "reduced_reference"))
         share = (row["center"] - reduced) / (full - reduced)
         recover = "has no references trained as it was" if pd.isna(share) else f"would recover {_gap(share)} of the gap"
         lines.append(f"- *{row['name']}* ({row['status']}): {row['at_chance']} of {row['seeds']} seeds at chance; "

@@ -16,6 +16,7 @@ METRICS = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accur
            "logit_adjusted.balanced_accuracy", "logit_adjusted.minority_accuracy",
            "logit_adjusted.majority_accuracy", "distinct_minority_seen", "epochs", "test_loss"]
 COLUMNS = [*IDENTITY, *METRICS, "experiment"]
+KIND = ("train_set", "loss", "sampler")  # what a variant trains: two variants of one kind differ only in params
 TAU_KEY = "evaluate.logit_adjustment_tau"  # a change of the run's tau is shown under this key
 LOSS_NAMES = {"cross_entropy": "cross-entropy", "class_balanced": "class-balanced", "ldam_drw": "LDAM-DRW",
               "logit_adjusted": "logit-adjusted loss", "crt": "cRT"}  # others: their key, spaced
@@ -53,6 +54,7 @@ def read_runs(path) -> pd.DataFrame:
 
 
 def commits_and_experiments(states: list[dict]):
+    """The commits of `dvc exp show --json` and, after each, its experiments."""
     for state in states:
         yield state
         for experiment in state.get("experiments") or []:
@@ -112,23 +114,24 @@ def changes(record: dict, tau: float, flat: dict) -> dict:
     return found | ({TAU_KEY: tau} if not math.isclose(tau, flat[TAU_KEY]) else {})
 
 
+def kind(get, variant: str) -> tuple:
+    """The KIND of `variant`, its params read with `get` (a record's or flattened params.yaml's)."""
+    return tuple(get(f"variants.{variant}.{field}") for field in KIND)
+
+
 def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
     """The runs plus changes (against params.yaml), setting (their JSON), base (the setting without the tau),
-    train_set, loss, sampler, protocol and order (params.yaml's; an added variant after the one it extends)."""
+    the KIND columns, protocol and order (params.yaml's; an added variant after the first of its kind)."""
     flat, names = defaults(params), list(params["variants"])
     records = [json.loads(text) for text in runs["params"]]
     changed = [changes(record, tau, flat) for record, tau in zip(records, runs["tau"])]
-    kind = lambda get, name: tuple(get(f"variants.{name}.{c}") for c in ("train_set", "loss", "sampler"))  # noqa
     kinds = [kind(record.get, variant) for record, variant in zip(records, runs["variant"])]
     runs = runs.assign(record=records, changes=changed, setting=[json.dumps(c, sort_keys=True) for c in changed],
                        base=[json.dumps({k: v for k, v in c.items() if k != TAU_KEY}, sort_keys=True)
-                             for c in changed],
-                       **{column: [k[i] for k in kinds] for i, column in enumerate(("train_set", "loss", "sampler"))})
+                             for c in changed], **{field: [k[i] for k in kinds] for i, field in enumerate(KIND)})
     runs["protocol"] = ["full" if t == "full" else "per_batch" if pb else "fixed"
                         for t, pb in zip(runs["train_set"], runs["per_batch"])]
-    extends = {}
-    for i, name in enumerate(names):
-        extends.setdefault(kind(flat.get, name), i + 0.5)
+    extends = {kind(flat.get, name): i + 0.5 for i, name in reversed(list(enumerate(names)))}
     runs["order"] = [names.index(v) if v in names else extends.get(k, len(names))
                      for v, k in zip(runs["variant"], kinds)]
     runs["changed"] = runs["setting"] != "{}"
@@ -136,27 +139,29 @@ def with_settings(runs: pd.DataFrame, params: dict) -> pd.DataFrame:
                             kind="stable").reset_index(drop=True)
 
 
-def run_name(variant: str, record: dict, changed: dict, epochs: int, per_batch: bool, tau: float,
-             posthoc: bool) -> str:
-    """`LDAM-DRW, s 20, margin 0.25, 10 epochs`: the loss, its main hyperparameters, what else changed."""
-    loss, sampler = record[f"variants.{variant}.loss"], record[f"variants.{variant}.sampler"]
+def run_name(row, in_panel: bool = False) -> str:
+    """`LDAM-DRW, s 20, margin 0.25, 10 epochs`: the loss, its main hyperparameters, what else changed, from a
+    table row (variant, record, changes, epochs, protocol, tau, posthoc); `in_panel`: without the profile and
+    epochs, which the figure's panel title says."""
+    record, loss = row.record, row.loss
     head_alone = all(record.get(key) == value for key, value in HEAD_ALONE.items())
     parts = ["cosine classifier" if head_alone else LOSS_NAMES.get(loss, loss.replace("_", " "))]
-    parts += ["full data"] if record[f"variants.{variant}.train_set"] == "full" else []
-    if (profile := record.get("subset.profile", "step")) != "step":
+    parts += ["full data"] if row.train_set == "full" else []
+    if (profile := record.get("subset.profile", "step")) != "step" and not in_panel:
         parts.append(f"{PROFILE_WORDS.get(profile, profile)}, ratio {_show(record['subset.imbalance_ratio'])}")
     shown = {f"losses.{loss}.{key}": short for key, short in SHOWN.get(loss, {}).items()
              if not (head_alone and f"losses.{loss}.{key}" in HEAD_ALONE)}
     parts += [f"{short} {_show(record[key])}" for key, short in shown.items() if key in record]
-    for key, value in changed.items():
+    for key, value in row.changes.items():
         last, value = key.rsplit(".", 1)[-1], _plain(value)
         if not (key in shown or last in IMPLIED or key.startswith("subset.") or (head_alone and key in HEAD_ALONE)):
             words = WORDS.get((last, str(value) if isinstance(value, list) else value)) or WORDS.get((last, None)) \
                 or last.replace("_", " ") + ("" if value is True else " {}")
             parts.append(words.format(value) if "{:g}" in words else words.format(_show(value)))
-    parts += [f"{sampler.replace('_', '-')} sampler"] if sampler != "shuffle" else []
-    parts += [f"{epochs} epochs"] + (["per-batch protocol"] if per_batch else [])
-    return ", ".join(parts) + (f" + post-hoc LA, tau {tau:g}" if posthoc else "")
+    parts += [f"{row.sampler.replace('_', '-')} sampler"] if row.sampler != "shuffle" else []
+    parts += ([] if in_panel else [f"{row.epochs} epochs"]) + (["per-batch protocol"] if row.protocol == "per_batch"
+                                                                else [])
+    return ", ".join(parts) + (f" + post-hoc LA, tau {row.tau:g}" if row.posthoc else "")
 
 
 def _plain(value):

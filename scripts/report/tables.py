@@ -47,8 +47,8 @@ def with_posthoc(runs: pd.DataFrame, derive: pd.Series) -> pd.DataFrame:
     """Drops the runs that change only the tau (their plain metrics are their parent's); adds a post-hoc run
     (accuracies: the logit-adjusted ones) of each run where `derive` holds."""
     derived = runs[derive]
-    derived = derived.assign(posthoc=True, **{plain: derived[source] for plain, source in POSTHOC_AS.items()})
-    derived[list(POSTHOC_AS.values())] = math.nan
+    derived = derived.assign(posthoc=True, **{plain: derived[source] for plain, source in POSTHOC_AS.items()},
+                             **{source: math.nan for source in POSTHOC_AS.values()})
     plain = runs[runs["setting"] == runs["base"]].assign(posthoc=False)
     return pd.concat([plain, derived]).sort_index(kind="stable").astype({"posthoc": bool})
 
@@ -68,8 +68,7 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     table = table.join(metrics).reset_index()
     table["split"] = (table["at_chance"] > 0) & (table["at_chance"] < table["seeds"])
     table["center"] = table["accuracy_median"].where(table["split"], table["accuracy_mean"])
-    table["name"] = [run_name(r.variant, r.record, r.changes, r.epochs, r.protocol == "per_batch", r.tau, r.posthoc)
-                     for r in table.itertuples()]
+    table["name"] = [run_name(row) for row in table.itertuples()]
     return table
 
 
@@ -131,9 +130,13 @@ def _reference(table: pd.DataFrame, row, protocol: str) -> float:
 
 def _status(row, chosen: set, params: dict, references: set) -> str:
     """How a row's setting was chosen, the first rule that holds. The subset's profile is the experiment, not
-    the remedy's setting; a remedy an experiment adds (crt_120) is judged as the variant it extends."""
+    the remedy's setting; a remedy an experiment adds (crt_120) is judged as the first params.yaml variant of
+    its kind; an added plain cross-entropy (baseline_120) is no remedy, a reference at most."""
     core = {k: v for k, v in row.changes.items() if not k.startswith("subset.")}
-    variant = row.variant if row.variant in params["variants"] else _extended(row, params)
+    kinds = {(e["train_set"], e["loss"], e.get("sampler", "shuffle")): name
+             for name, e in reversed(params["variants"].items())}
+    variant = row.variant if row.variant in params["variants"] else None if (
+        row.loss, row.sampler) == ("cross_entropy", "shuffle") else kinds.get((row.train_set, row.loss, row.sampler))
     default = variant is not None and not core
     if (variant, json.dumps(core, sort_keys=True), row.protocol, row.posthoc) in chosen:
         return f"{TUNED} (= {DEFAULT})" if default else TUNED
@@ -141,22 +144,22 @@ def _status(row, chosen: set, params: dict, references: set) -> str:
         return DEFAULT
     if (row.variant, row.changes) in CHOSEN_ON_TEST:
         return EXPLORATORY
-    if row.variant in params["variants"] and row.changes and all(
-            k.endswith(".detach_factor") and v is True for k, v in row.changes.items()):
+    if row.variant in params["variants"] and _detached(row.changes) is not None and len(row.changes) == 1:
         return DETACHED
     return REFERENCE if row.Index in references else OTHER
 
 
-def _extended(row, params: dict) -> str | None:
-    """The params.yaml variant an added one extends; an added reference (baseline_120) stays one."""
-    if row.loss == "cross_entropy" and row.sampler == "shuffle":
+def _detached(changes: dict) -> str | None:
+    """The settings JSON of `changes` without its focal factor detached, or None when they do not detach it."""
+    detach = {k: v for k, v in changes.items() if k.endswith(".detach_factor")}
+    if not detach or list(detach.values()) != [True]:
         return None
-    return next((name for name, entry in params["variants"].items() if (entry["train_set"], entry["loss"], entry.get(
-        "sampler", "shuffle")) == (row.train_set, row.loss, row.sampler)), None)
+    return json.dumps({k: v for k, v in changes.items() if k not in detach}, sort_keys=True)
 
 
 def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Test accuracy A - B in points over the seeds both have, per comparison (LONGER ... DETACHED_PAIR)."""
+    """Test accuracy A - B in points over the seeds both have, per comparison (LONGER ... DETACHED_PAIR); a_row
+    and b_row are the rows of `table` compared (b_row NaN when the comparison has no B)."""
     pairs = [(LONGER, i, shortest) for i, shortest in _longer_references(table).items()]
     pairs += [(CURRICULUM, i, row.reduced_reference)
               for i, row in table[(table["loss"] == "focal_curriculum") & (table["protocol"] == "fixed")].iterrows()]
@@ -166,32 +169,28 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     for i, row in table.iterrows():
         if row.protocol == "per_batch":
             pairs.append((PER_BATCH, i, rows.get((row.variant, row.setting, "fixed", row.posthoc), math.nan)))
-        detach = {k: v for k, v in row.changes.items() if k.endswith(".detach_factor")}
-        if detach and list(detach.values()) == [True]:
-            other = json.dumps({k: v for k, v in row.changes.items() if k not in detach}, sort_keys=True)
+        if (other := _detached(row.changes)) is not None:
             pairs.append((DETACHED_PAIR, i, rows.get((row.variant, other, row.protocol, row.posthoc), math.nan)))
     seeds, records = test_runs_accuracy(runs, table), []
     for comparison, a, b in pairs:
         differences = [] if pd.isna(b) else (100 * (seeds.loc[a] - seeds.loc[int(b)])).dropna()
-        mean, half_width = mean_and_interval(differences) if len(differences) else (math.nan, math.nan)
-        records.append((comparison, table.loc[a, "name"], "-" if pd.isna(b) else table.loc[int(b), "name"],
-                        len(differences), mean, half_width))
-    return pd.DataFrame.from_records(records, columns=["comparison", "a", "b", "paired_seeds", "difference_mean",
-                                                       "difference_ci95"])
-
-
-def best_remedies(table: pd.DataFrame) -> pd.Series:
-    """{(profile, epochs): the steady remedy that recovers the largest share of its gap}."""
-    steady = steady_remedies(table)
-    return steady[steady["gap_recovered"].notna()].groupby(["profile", "epochs"])["gap_recovered"].idxmax()
+        records.append((comparison, a, b, table.loc[a, "name"], "-" if pd.isna(b) else table.loc[int(b), "name"],
+                        len(differences), *mean_and_interval(differences)))
+    return pd.DataFrame.from_records(records, columns=["comparison", "a_row", "b_row", "a", "b", "paired_seeds",
+                                                       "difference_mean", "difference_ci95"])
 
 
 def steady_remedies(table: pd.DataFrame) -> pd.DataFrame:
     """The rows that answer the question: a remedy on the fixed subset, as its paper or validation set it, with
-    every seed trained."""
-    return table[(table["protocol"] == "fixed") & (table["at_chance"] == 0)
+    every seed trained and a gap to recover."""
+    return table[(table["protocol"] == "fixed") & (table["at_chance"] == 0) & table["gap_recovered"].notna()
                  & ((table["loss"] != "cross_entropy") | (table["sampler"] != "shuffle") | table["posthoc"])
                  & table["status"].isin(CHOSEN)]
+
+
+def best_remedies(table: pd.DataFrame) -> pd.Series:
+    """{(profile, epochs): the steady remedy that recovers the largest share of its gap}."""
+    return steady_remedies(table).groupby(["profile", "epochs"])["gap_recovered"].idxmax()
 
 
 def _longer_references(table: pd.DataFrame) -> dict:
