@@ -20,8 +20,6 @@ def cell(row, column: str) -> str:
     return f"{median:.2f} [{mean - half:.2f}, {mean + half:.2f}]" if row["split"] else f"{mean:.2f} ± {half:.2f}"
 
 
-
-
 def _cells(table: pd.DataFrame, columns: dict) -> dict:
     """{title: the column's cells}, and the seeds first: `5`, or `5 (4 at chance)`."""
     seeds = [f"{n}" + (f" ({'all' if c == n else c} at chance)" if c else "")
