@@ -3,6 +3,7 @@ a temporary git + DVC repository of the project after its first `dvc repro`."""
 
 import dataclasses
 import os
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -15,6 +16,12 @@ from stages.download import MIRROR_ENV, DownloadError, download_mnist
 from stages.lib import params as P
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A shell that starts pytest in the background (`cmd &`, as a script or a CI runner may) leaves SIGINT ignored,
+# and every process the tests start inherits that: their Ctrl-C (test_resume, test_chaos) would not reach the
+# stages, which would run to the end. Ctrl-C works here as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
