@@ -59,6 +59,10 @@ EOF
 # - The lock file is cut short: DVC rewrites it in place, and a kill in the middle of that write leaves every
 #   later DVC command failing "Unable to read RWLock-file" (treeverse/dvc#7615). It holds the locks of running
 #   DVC processes only: once none works in this repository, removing it loses nothing.
+# - dvc.lock is cut short: DVC rewrites it in place too. Cut at a line DVC can still read, the stages it lost
+#   just run again (restored from DVC's run cache); cut elsewhere, DVC stops: "'./dvc.lock' is invalid" or
+#   "validation failed". Once no DVC process works here, the committed dvc.lock takes its place (the cut one
+#   is kept in .dvc/tmp), and the run cache brings back every stage already run.
 others=""
 for ((attempt = 1; attempt <= attempts; attempt++)); do
     reproduce 2>&1 | tee "$log" && exit 0
@@ -74,13 +78,26 @@ for ((attempt = 1; attempt <= attempts; attempt++)); do
         echo "repro_parallel.sh: DVC's lock file .dvc/tmp/rwlock was cut short by a killed run (treeverse/dvc#7615)" \
              "and no DVC process works in this repository: removed it; trying again ($attempt of $attempts)" >&2
         rm -f .dvc/tmp/rwlock
+    elif grep -Eq "'\./dvc\.lock' (is invalid|validation failed)" "$log"; then
+        sleep "$attempt"
+        others="$(dvc_here)"
+        [[ -z "$others" ]] || continue
+        mv dvc.lock .dvc/tmp/dvc.lock.cut-short
+        if git show HEAD:dvc.lock > .dvc/tmp/dvc.lock.committed 2>/dev/null; then
+            mv .dvc/tmp/dvc.lock.committed dvc.lock
+        else  # never committed: DVC writes a new one
+            rm -f .dvc/tmp/dvc.lock.committed
+        fi
+        echo "repro_parallel.sh: dvc.lock was cut short by a killed run (kept in .dvc/tmp/dvc.lock.cut-short) and" \
+             "no DVC process works in this repository: the committed one takes its place; trying again" \
+             "($attempt of $attempts)" >&2
     else
         exit "$status"
     fi
 done
 if [[ -n "$others" ]]; then
-    cut_short="repro_parallel.sh: DVC's lock file .dvc/tmp/rwlock is cut short, and in this repository work:"
-    printf '%s\n' "$cut_short" "$others" "Once they have ended, remove .dvc/tmp/rwlock and run the script again." >&2
+    printf '%s\n' "repro_parallel.sh: a file of DVC's is cut short, and these DVC processes work in this repository:" \
+        "$others" "Once they have ended, run scripts/repro_parallel.sh again: it repairs the file then." >&2
 else
     echo "repro_parallel.sh: DVC's lock still names processes of a killed run after $attempts tries;" \
          "run scripts/repro_parallel.sh again" >&2

@@ -73,6 +73,35 @@ def test_a_lock_file_cut_short_is_kept_while_a_dvc_process_runs_in_the_repositor
         other.wait()
 
     assert result.returncode != 0
-    assert f"(PID {other.pid})" in result.stderr and "remove .dvc/tmp/rwlock" in result.stderr, result.stderr
+    assert f"(PID {other.pid})" in result.stderr and "run scripts/repro_parallel.sh again" in result.stderr, \
+        result.stderr
     assert (one_variant.root / ".dvc" / "tmp" / "rwlock").read_text() == CUT_RWLOCK
     assert not (one_variant.root / "data" / "models" / "reduced.pdparams").exists()
+
+
+CUT_LOCKS = {"emptied": b"",
+             "cut-in-a-key": b"schema: '2.0'\nstages:\n  download:\n    cmd: python -m stages.download\n    de"}
+
+
+@pytest.mark.parametrize("cut", CUT_LOCKS.values(), ids=CUT_LOCKS.keys())
+def test_a_dvc_lock_cut_short_by_a_killed_run_gives_way_to_the_committed_one(tmp_path, project_root, mnist_mirror,
+                                                                            cut):
+    # DVC rewrites dvc.lock in place: a kill in that write leaves it emptied or cut mid-line, and DVC then refuses
+    # it ("validation failed", "is invalid").
+    run = make_repo(tmp_path, project_root, mnist_mirror)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["variants"] = {"reduced": params["variants"]["reduced"]}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run("bash", "scripts/repro_parallel.sh", "2")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "a run")
+    committed = (tmp_path / "dvc.lock").read_bytes()
+    (tmp_path / "dvc.lock").write_bytes(cut)
+
+    result = run("bash", "scripts/repro_parallel.sh", "2")
+
+    assert "dvc.lock was cut short by a killed run" in result.stderr, result.stderr
+    assert stages_run(result) == set(), "the committed dvc.lock matches the workspace: nothing to run"
+    assert (tmp_path / "dvc.lock").read_bytes() == committed
+    assert (tmp_path / ".dvc" / "tmp" / "dvc.lock.cut-short").read_bytes() == cut
+    assert run("git", "status", "--porcelain").stdout == ""
