@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -35,6 +36,7 @@ VARIANTS = {"reduced": 10, "focal": None}  # a variant and its epochs (the curri
 FOCAL_EPOCHS_PER_GAMMA = 15  # 30 epochs, a few seconds: long enough for kills to land mid-training
 CHECKPOINT = Path("data/checkpoints/focal")
 RWLOCK = Path(".dvc/tmp/rwlock")  # DVC's read/write lock file
+LOCK_REFUSED = r"'\./dvc\.lock' (is invalid|validation failed)"  # DVC on a dvc.lock a kill cut short
 POLL_S = 0.02
 RUN_TIMEOUT_S = 120
 COMMANDS = {"dvc repro": ("dvc", "repro"), "repro_parallel.sh": ("bash", "scripts/repro_parallel.sh", "2")}
@@ -203,6 +205,10 @@ def kill_once(run: Runner, command: tuple[str, ...], kill: Kill, delay_s: float,
         # scripts/repro_parallel.sh removes the file itself; after plain `dvc repro`, README says to.
         (run.root / RWLOCK).unlink()
         log.append(f"dvc left {RWLOCK} cut short: removed")
+    if command[0] == "dvc" and re.search(LOCK_REFUSED, run("dvc", "status", expect_ok=False).stderr):
+        # The same for dvc.lock: README says to put the committed one back, as the script does.
+        (run.root / "dvc.lock").write_bytes(run("git", "show", "HEAD:dvc.lock").stdout.encode())
+        log.append("dvc left dvc.lock cut short: the committed one put back")
     if kill.damage:
         assert checkpoint_id(run.root) not in (None, before), f"no new focal checkpoint to damage:\n{history}"
         log.append(kill.damage(run.root / CHECKPOINT, rng))
