@@ -12,36 +12,64 @@ import paddle
 import pytest
 
 from stages.lib import params as P
-from stages.lib.device import (MKL_AVX2, MKL_CPU_TYPE_VAR, bundled_mkl_version, configure_mkl, select_device,
-                               use_deterministic_cudnn)
+from stages.lib.device import (MKL_BRANCH_VAR, MKL_CPU_TYPE_VAR, Cpu, bundled_mkl_version, configure_mkl, read_cpu,
+                               select_device, use_deterministic_cudnn)
 
 HAS_GPU = paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 requires_no_gpu = pytest.mark.skipif(HAS_GPU, reason="checks the behaviour on a machine without a usable GPU")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# --- configure_mkl: a pure function of the environment, the CPU vendor and the MKL version ------------------
+# --- configure_mkl: a pure function of the environment, the CPU and the MKL version --------------------------
+
+INTEL = Cpu("x86_64", "GenuineIntel", frozenset({"sse4_2", "avx2", "avx512f"}))
+AMD = Cpu("x86_64", "AuthenticAMD", frozenset({"sse4_2", "avx2"}))
+OLD_X86 = Cpu("x86_64", "GenuineIntel", frozenset({"sse4_2", "avx"}))
+ARM = Cpu("aarch64", "", frozenset({"fp", "asimd"}))
+
+
+def test_intel_with_avx2_is_pinned_to_mkls_avx2_branch():
+    environ = {"PATH": "/bin"}
+    assert configure_mkl(environ, INTEL, (2019, 0)) == {"mkl_cbwr": "AVX2"}
+    assert environ == {"PATH": "/bin", MKL_BRANCH_VAR: "AVX2"}
+
 
 @pytest.mark.parametrize("version", [(2019, 0), (2020, 0)])
-def test_amd_cpu_with_an_old_mkl_gets_the_avx2_kernels(version):
+def test_amd_with_an_old_mkl_is_pinned_and_allowed_to_run_the_branch(version):
+    # MKL 2019 on AMD ignores MKL_CBWR=AVX2 alone (it ran the COMPATIBLE path: other bits, slower).
     environ = {}
-    assert configure_mkl(environ, "AuthenticAMD", version) == MKL_AVX2 == "5"
-    assert environ == {MKL_CPU_TYPE_VAR: "5"}
+    assert configure_mkl(environ, AMD, version) == {"mkl_cbwr": "AVX2"}  # the vendor is not in the record
+    assert environ == {MKL_BRANCH_VAR: "AVX2", MKL_CPU_TYPE_VAR: "5"}
 
 
-@pytest.mark.parametrize("vendor, version", [("GenuineIntel", (2019, 0)), ("AuthenticAMD", (2020, 1)),
-                                             ("AuthenticAMD", (2021, 0)), ("", (2019, 0))])
-def test_other_cpus_and_newer_mkl_keep_mkls_default(vendor, version):
-    environ = {"PATH": "/bin"}
-    assert configure_mkl(environ, vendor, version) is None
-    assert environ == {"PATH": "/bin"}
+def test_amd_with_a_newer_mkl_needs_only_the_branch():
+    environ = {}
+    assert configure_mkl(environ, AMD, (2021, 0)) == {"mkl_cbwr": "AVX2"}
+    assert environ == {MKL_BRANCH_VAR: "AVX2"}
 
 
-@pytest.mark.parametrize("value", ["0", "5", "2"])
-def test_a_value_the_user_set_is_kept_and_returned(value):
-    environ = {MKL_CPU_TYPE_VAR: value}
-    assert configure_mkl(environ, "AuthenticAMD", (2019, 0)) == value
-    assert environ == {MKL_CPU_TYPE_VAR: value}
+@pytest.mark.parametrize("cpu", [OLD_X86, ARM], ids=["x86-64 without AVX2", "aarch64"])
+def test_a_cpu_without_avx2_keeps_mkls_default_and_says_so(cpu, capsys):
+    environ = {}
+    assert configure_mkl(environ, cpu, (2019, 0)) == {"mkl_cbwr": None}
+    assert environ == {}
+    assert "will not match the committed dvc.lock" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cpu", [INTEL, AMD, ARM], ids=["intel", "amd", "arm"])
+def test_values_the_user_set_are_kept_and_recorded(cpu):
+    environ = {MKL_BRANCH_VAR: "COMPATIBLE", MKL_CPU_TYPE_VAR: "2"}
+    assert configure_mkl(environ, cpu, (2019, 0)) == {"mkl_cbwr": "COMPATIBLE", "mkl_debug_cpu_type": "2"}
+    assert environ == {MKL_BRANCH_VAR: "COMPATIBLE", MKL_CPU_TYPE_VAR: "2"}
+
+
+def test_read_cpu_parses_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+                       "processor\t: 1\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    cpu = read_cpu(cpuinfo)
+    assert (cpu.vendor, cpu.flags) == ("AuthenticAMD", frozenset({"fpu", "sse2", "avx", "avx2", "fma"}))
+    assert read_cpu(tmp_path / "absent") == Cpu(cpu.machine, "", frozenset())
 
 
 def test_bundled_mkl_version_is_that_of_paddles_library_or_none():
@@ -63,11 +91,12 @@ def test_gpu_device_without_a_gpu_is_a_params_error():
 
 @requires_no_gpu
 def test_auto_device_is_the_cpu_and_the_record_says_what_ran(monkeypatch):
-    monkeypatch.delenv(MKL_CPU_TYPE_VAR, raising=False)  # monkeypatch restores os.environ afterwards
+    for name in (MKL_BRANCH_VAR, MKL_CPU_TYPE_VAR):
+        monkeypatch.delenv(name, raising=False)  # monkeypatch restores os.environ afterwards
     record = select_device("auto")
     assert paddle.get_device() == "cpu"
-    assert record == {"device": "cpu", "paddle": paddle.__version__, "mkl_cpu_type": os.environ.get(MKL_CPU_TYPE_VAR)}
-    assert record["mkl_cpu_type"] == configure_mkl({}, mkl_version=bundled_mkl_version())
+    assert record == {"device": "cpu", "paddle": paddle.__version__, "mkl_cbwr": os.environ.get(MKL_BRANCH_VAR)}
+    assert record["mkl_cbwr"] == ("AVX2" if read_cpu().has_avx2 else None)
 
 
 @pytest.mark.skipif(not paddle.is_compiled_with_cuda(), reason="FLAGS_cudnn_deterministic exists in CUDA builds only")
@@ -103,20 +132,20 @@ print(json.dumps({"loss": [row["loss"] for row in history], "fc2": model.fc2.wei
 """
 
 
-def train_in_subprocess(raw_dir: Path, mkl_cpu_type: str | None) -> dict:
-    env = {key: value for key, value in os.environ.items() if key != MKL_CPU_TYPE_VAR}
-    if mkl_cpu_type is not None:
-        env[MKL_CPU_TYPE_VAR] = mkl_cpu_type
-    result = subprocess.run([sys.executable, "-c", TRAINING_SCRIPT, str(raw_dir)], cwd=ROOT, env=env,
+def train_in_subprocess(raw_dir: Path, mkl_env: dict[str, str]) -> dict:
+    env = {key: value for key, value in os.environ.items() if key not in (MKL_BRANCH_VAR, MKL_CPU_TYPE_VAR)}
+    result = subprocess.run([sys.executable, "-c", TRAINING_SCRIPT, str(raw_dir)], cwd=ROOT, env={**env, **mkl_env},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def test_mkl_avx2_path_trains_like_the_default_path_to_float32_precision(raw_dir):
-    # On an Intel CPU, or with an MKL that ignores the variable, both runs take the same kernels and agree
-    # exactly; on an AMD CPU with Paddle's MKL 2019 they take different kernels (other rounding).
-    default = train_in_subprocess(raw_dir, None)
-    avx2 = train_in_subprocess(raw_dir, MKL_AVX2)
+def test_mkl_avx2_branch_trains_like_the_default_path_to_float32_precision(raw_dir):
+    # The variables configure_mkl sets on this machine, against none: on a CPU whose default dispatch is the
+    # AVX2 branch both runs agree exactly; elsewhere (AVX-512 Intel, MKL 2019 on AMD) they round differently.
+    pinned = {}
+    configure_mkl(pinned)
+    default = train_in_subprocess(raw_dir, {})
+    avx2 = train_in_subprocess(raw_dir, pinned)
     np.testing.assert_allclose(avx2["loss"], default["loss"], rtol=1e-4)
     np.testing.assert_allclose(avx2["fc2"], default["fc2"], rtol=1e-3, atol=1e-5)

@@ -60,7 +60,7 @@ def test_evaluate_takes_the_model_head_and_class_prior_from_the_training_summary
                                  minority_classes=tuple(summary["minority_classes"]),
                                  train_class_counts=np.array(summary["class_counts"]),
                                  tau=params["evaluate"]["logit_adjustment_tau"])
-    # The stage ran on MKL's AVX2 kernels where configure_mkl chose them, this process on the default ones.
+    # The stage ran on MKL's pinned AVX2 branch; this process may have done matrix products before any pin.
     assert metrics.pop("test_loss") == pytest.approx(expected.pop("test_loss"), rel=1e-6)
     assert {key: metrics[key] for key in expected} == expected
 

@@ -27,7 +27,7 @@ METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "test_loss", "minori
 ADJUSTED_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "minority_accuracy", "majority_accuracy"}
 # What train@<variant> writes beside the weights, for evaluate and for people: no wall-clock figure among them.
 SUMMARY_KEYS = {"seed", "train_set", "train_images", "minority_classes", "minority_images", "keep_minority_every",
-                "class_counts", "head_scale", "params", "device", "paddle", "mkl_cpu_type", "epochs", "images_trained",
+                "class_counts", "head_scale", "params", "device", "paddle", "mkl_cbwr", "epochs", "images_trained",
                 "distinct_minority_seen"}
 ALL_STAGES = {"download", "subset", *(f"{stage}@{name}" for stage in ("train", "evaluate") for name in VARIANTS)}
 
