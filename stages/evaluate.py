@@ -21,14 +21,13 @@ from stages.lib.cli import run_stage
 from stages.lib.data import NUM_CLASSES, DataError, load_split, load_validation_set, to_model_input
 from stages.lib.device import select_device
 from stages.lib.files import atomic_path, write_json
-from stages.lib.metrics import adjust_logits, classification_metrics
+from stages.lib.metrics import adjust_logits, classification_metrics, roc_auc_one_vs_rest
 from stages.lib.model import LeNet
 from stages.lib.paths import confusion_path, model_path, test_metrics_path, train_summary_path
 
 # What evaluate copies from the training summary into metrics/<variant>.json, so that one file describes a run.
-TRAINING_KEYS = ("train_images", "epochs", "images_trained", "minority_images", "distinct_minority_seen",
-                 "keep_minority_every", "seed")
-
+TRAINING_KEYS = ("train_images", "epochs", "images_trained", "minority_classes", "minority_images",
+                 "distinct_minority_seen", "keep_minority_every", "seed")
 
 def predict_logits(model: LeNet, images: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits [N, 10] float32 for images [N, 1, 28, 28] float32."""
@@ -45,7 +44,12 @@ def evaluate_model(model: LeNet, images: np.ndarray, labels: np.ndarray, *, batc
                    tau: float) -> tuple[dict, np.ndarray]:
     """The metrics of `model` on (images, labels), and its predicted class per image.
 
-    `logit_adjusted` holds the same metrics for the post-hoc logit-adjusted predictions.
+    `logit_adjusted` holds the same metrics for the post-hoc logit-adjusted predictions, with train_class_counts
+    as the prior. `roc_auc` ranks the images by each class's softmax probability, the model's P(c | x) (a raw
+    logit is not comparable across images: the softmax ignores a per-image shift). Thresholding divides that
+    probability by a per-class constant, which leaves each class's ranking and so the AUC unchanged (Buda et al.,
+    2018): the AUC measures the ranking, the accuracies the decisions. Ranking the adjusted probabilities
+    renormalised through a softmax would change it, and is not done.
     """
     logits = predict_logits(model, images, batch_size).astype(np.float64)
     # Mean cross-entropy, -log softmax(logits)[label], computed stably by subtracting each row's max.
@@ -58,7 +62,8 @@ def evaluate_model(model: LeNet, images: np.ndarray, labels: np.ndarray, *, batc
     adjusted = classification_metrics(labels, adjust_logits(logits, train_class_counts, tau).argmax(axis=1),
                                       num_classes=NUM_CLASSES, minority_classes=minority_classes)
     adjusted.pop("per_class")
-    return {**metrics, "test_loss": test_loss, "logit_adjusted": adjusted}, predictions
+    roc_auc = roc_auc_one_vs_rest(labels, log_probs)  # log p_c ranks like p_c, with fewer ties near 1
+    return {**metrics, "roc_auc": roc_auc, "test_loss": test_loss, "logit_adjusted": adjusted}, predictions
 
 
 def run_record(name: str, trained: dict, validation: bool, tau: float) -> dict:
@@ -111,16 +116,17 @@ def main() -> None:
     images, labels = (load_validation_set(trained["train_set"], data.train_limit) if tuning
                       else load_split("test", data.test_limit))
     minority = tuple(trained["minority_classes"])
+    prior_key = P.LOGIT_ADJUSTMENT_PRIORS[evaluate.logit_adjustment_prior]
     metrics, predictions = evaluate_model(model, to_model_input(images, data.pixel_range), labels,
                                           batch_size=evaluate.batch_size, minority_classes=minority,
-                                          train_class_counts=np.array(trained["class_counts"]),
+                                          train_class_counts=np.array(trained[prior_key]),
                                           tau=evaluate.logit_adjustment_tau)
     write_json(test_metrics_path(name), {**metrics, **{key: trained[key] for key in TRAINING_KEYS},
                                          "run": run_record(name, trained, tuning, evaluate.logit_adjustment_tau)})
     write_confusion(name, labels, predictions)
-    print(f"evaluate {name} on {device}, {'validation' if tuning else 'test'} images: accuracy {metrics['accuracy']:.4f}, digits {list(minority)} "
-          f"{metrics['minority_accuracy']:.4f}; logit-adjusted {metrics['logit_adjusted']['accuracy']:.4f}",
-          file=sys.stderr)
+    print(f"evaluate {name} on {device}, {'validation' if tuning else 'test'} images: accuracy "
+          f"{metrics['accuracy']:.4f}, digits {list(minority)} {metrics['minority_accuracy']:.4f}; ROC AUC "
+          f"{metrics['roc_auc']:.4f}; logit-adjusted {metrics['logit_adjusted']['accuracy']:.4f}", file=sys.stderr)
 
 
 if __name__ == "__main__":

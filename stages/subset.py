@@ -56,17 +56,26 @@ def draw_per_class(labels: np.ndarray, keep: dict[int, int], seed: int) -> np.nd
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
+def minority_digits(subset: P.SubsetParams, seed: int) -> tuple[int, ...]:
+    """The minority digits, sorted: subset.minority_classes as listed, or that many drawn from the seed."""
+    if isinstance(subset.minority_classes, int):
+        drawn = stream_rng(seed, Stream.MINORITY).choice(NUM_CLASSES, size=subset.minority_classes, replace=False)
+        return tuple(sorted(int(digit) for digit in drawn))
+    return subset.minority_classes
+
+
 def build_selections(labels: np.ndarray, subset: P.SubsetParams, seed: int) -> dict[str, TrainingSelection]:
     """{"full": every image, "subset": the imbalanced set of subset.mode and subset.profile}."""
+    minority = minority_digits(subset, seed)
     everything = np.arange(len(labels), dtype=np.int64)
     if subset.mode == "per_batch":
         kept = everything
     elif subset.profile == "exponential":
         kept = draw_per_class(labels, long_tail_counts(labels, subset.class_order, subset.imbalance_ratio), seed)
     else:
-        kept = build_subset(labels, minority_classes=subset.minority_classes, fraction=subset.fraction, seed=seed)
-    return {"full": TrainingSelection(everything, subset.minority_classes, 1),
-            "subset": TrainingSelection(kept, subset.minority_classes, subset.keep_minority_every,
+        kept = build_subset(labels, minority_classes=minority, fraction=subset.fraction, seed=seed)
+    return {"full": TrainingSelection(everything, minority, 1),
+            "subset": TrainingSelection(kept, minority, subset.keep_minority_every,
                                         settings=subset_settings(subset))}
 
 
@@ -122,7 +131,8 @@ def main() -> None:
                 save_selection(tmp, selection)
     kept = selections["subset"]
     counts = class_counts(labels[kept.indices])
-    write_json(SUBSET_METRICS, {"train_images": len(kept.indices), "keep_minority_every": kept.keep_minority_every,
+    write_json(SUBSET_METRICS, {"train_images": len(kept.indices), "minority_classes": list(kept.minority_classes),
+                                "keep_minority_every": kept.keep_minority_every,
                                 "validation_images": len(held_out["subset"].indices), "per_class": counts})
     print(f"subset ({subset.mode}): {len(kept.indices)} of {len(labels)} training images: {counts}"
           + (f", minority digits in every {kept.keep_minority_every}th batch" if subset.mode == "per_batch" else "")

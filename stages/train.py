@@ -4,12 +4,14 @@ A variant (params.yaml `variants`) names its training set, its remedy (stages.li
 hyperparameters in `losses`), its sampler and its epochs. Training runs through the remedy's phases with one
 model and one optimizer; each epoch's batches come from the sampler (the phase's own, if it names one) and,
 for the report's per-batch protocol, drop the minority digits from most batches. `train` adds what any
-variant can use: a learning-rate warm-up, gradient clipping and random-shift augmentation. Progress, with
-images/s, goes to stderr; what is written is a pure function of params, code, data and the device record, so a rerun gives the same bytes.
+variant can use: a learning-rate warm-up, gradient clipping, random-shift augmentation and an image budget
+(epochs of a fixed number of images). Progress, with images/s, goes to stderr; what is written is a pure
+function of params, code, data and the device record, so a rerun gives the same bytes.
 """
 
 import argparse
 import csv
+import functools
 import math
 import sys
 import time
@@ -22,16 +24,16 @@ from stages.lib import params as P
 from stages.lib.augment import ShiftAugmenter
 from stages.lib.checkpoints import remove_checkpoint, restore_checkpoint, save_checkpoint, training_fingerprint
 from stages.lib.cli import StageError, run_stage
-from stages.lib.data import TrainingSet, load_training_set
+from stages.lib.data import NUM_CLASSES, TrainingSet, load_training_set
 from stages.lib.device import select_device
 from stages.lib.diagnostics import feature_diagnostics
 from stages.lib.files import atomic_path, write_json
 from stages.lib.model import LeNet
 from stages.lib.paths import CHECKPOINT_DIR, model_path, train_log_path, train_summary_path
 from stages.lib.remedies import Phase
-from stages.lib.samplers import SAMPLERS, Sampler, batch_plan, expected_class_counts
+from stages.lib.samplers import SAMPLERS, Sampler, batch_plan, epoch_order, expected_class_counts
 from stages.lib.streams import Stream, stream_rng
-from stages.lib.variants import load_variant, run_params
+from stages.lib.variants import Variant, load_variant, run_params
 
 PROBE_IMAGES = 1000  # the first training images, on which the feature diagnostics are measured each epoch
 
@@ -86,9 +88,12 @@ def freeze_body(model: LeNet, frozen: bool) -> None:
 
 
 def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainParams, *, seed: int,
-                sampler: Sampler, head_scale: float | None = None, checkpoint_dir: Path | None = None,
-                runtime: dict | None = None) -> tuple[LeNet, list[dict]]:
+                sampler: Sampler, head_scale: float | None = None, images_per_epoch: int | None = None,
+                checkpoint_dir: Path | None = None, runtime: dict | None = None) -> tuple[LeNet, list[dict]]:
     """Train a fresh LeNet on `training_set` through `phases`; return it and its log.
+
+    An epoch is one pass of the sampler, or with images_per_epoch (a variant's image budget over its epochs)
+    that many images, from as many passes as it takes.
 
     The log has one row per epoch: epoch, the phase's scalar hyperparameters (gamma of a focal phase), loss,
     train_accuracy, images (trained on that epoch) and distinct_minority_seen (so far). With checkpoint_dir, a
@@ -99,8 +104,9 @@ def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainPa
 
     def plan(phase_index: int, phase_epoch: int, phase: Phase) -> tuple[np.ndarray, np.ndarray]:
         # A pure function of (seed, phase, epoch), so a resumed run draws exactly like an unbroken one.
-        order_of = SAMPLERS[phase.sampler].order if phase.sampler else sampler.order
-        order = order_of(labels, stream_rng(seed, Stream.SHUFFLE, phase_index, phase_epoch))
+        order = epoch_order(SAMPLERS[phase.sampler] if phase.sampler else sampler, labels,
+                            lambda *pass_key: stream_rng(seed, Stream.SHUFFLE, phase_index, phase_epoch, *pass_key),
+                            stream_rng(seed, Stream.UNDERSAMPLE), images_per_epoch)
         return batch_plan(order, is_minority, batch_size=train.batch_size,
                           keep_minority_every=training_set.keep_minority_every)
 
@@ -118,7 +124,8 @@ def train_model(training_set: TrainingSet, phases: list[Phase], train: P.TrainPa
         fingerprint = training_fingerprint(training_set.images, labels, phases=phases, train=train, seed=seed,
                                            sampler=sampler, minority_classes=training_set.minority_classes,
                                            keep_minority_every=training_set.keep_minority_every,
-                                           head_scale=head_scale, runtime=runtime)
+                                           head_scale=head_scale, images_per_epoch=images_per_epoch,
+                                           runtime=runtime)
         progress = restore_checkpoint(checkpoint_dir, fingerprint, model, optimizer, len(labels))
         for phase_index, phase_epoch, phase in schedule[len(progress.history):]:
             trained, batch_sizes = plan(phase_index, phase_epoch, phase)
@@ -199,6 +206,22 @@ def write_outputs(name: str, model: LeNet, history: list[dict], summary: dict) -
         "distinct_minority_seen": history[-1]["distinct_minority_seen"]})
 
 
+def plan_phases(variant: Variant, training_set: TrainingSet, train: P.TrainParams) -> tuple[list[Phase], np.ndarray]:
+    """The phases `variant` trains through on `training_set`, and the class prior [10] the finished model learned
+    (what evaluate's post-hoc logit adjustment divides by)."""
+    # The class prior the sampler feeds the model: what the re-weighting remedies correct for during training.
+    counts_of = functools.partial(expected_class_counts, labels=training_set.labels,
+                                  is_minority=training_set.is_minority, batch_size=train.batch_size,
+                                  keep_minority_every=training_set.keep_minority_every,
+                                  images_per_epoch=variant.settings.images_per_epoch)
+    class_counts = counts_of(variant.sampler)
+    phases = variant.phases(class_counts)
+    # What the finished model learned: a last phase with a sampler of its own (cRT's) sets the prior.
+    if phases[-1].sampler:
+        class_counts = counts_of(SAMPLERS[phases[-1].sampler])
+    return phases, class_counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", required=True, help="a key of `variants` in params.yaml")
@@ -209,30 +232,23 @@ def main() -> None:
     seed = P.seed(params)
     runtime = select_device(train.device)
     training_set = load_training_set(variant.train_set, P.section(params, "data", P.DataParams))
-    # The class prior the model learns: what the re-weighting remedies correct for during training, and
-    # evaluate's post-hoc logit adjustment after it.
-    class_counts = expected_class_counts(variant.sampler, training_set.labels, training_set.is_minority,
-                                         keep_minority_every=training_set.keep_minority_every,
-                                         batch_size=train.batch_size)
-    phases = variant.phases(class_counts)
-    # What the finished model learned: a last phase with a sampler of its own (cRT's) sets the prior.
-    if phases[-1].sampler:
-        class_counts = expected_class_counts(SAMPLERS[phases[-1].sampler], training_set.labels,
-                                             training_set.is_minority, batch_size=train.batch_size,
-                                             keep_minority_every=training_set.keep_minority_every)
+    phases, class_counts = plan_phases(variant, training_set, train)
     print(f"train {name}: {len(training_set.labels)} images ({variant.train_set}), {variant.loss}, "
           f"{sum(p.epochs for p in phases)} epochs on {runtime['device']} (Paddle {runtime['paddle']})",
           file=sys.stderr)
     checkpoint_dir = CHECKPOINT_DIR / name
     start = time.perf_counter()
     model, history = train_model(training_set, phases, train, seed=seed, sampler=variant.sampler,
-                                 head_scale=variant.head_scale, checkpoint_dir=checkpoint_dir, runtime=runtime)
+                                 head_scale=variant.head_scale, images_per_epoch=variant.settings.images_per_epoch,
+                                 checkpoint_dir=checkpoint_dir, runtime=runtime)
     write_outputs(name, model, history, {
         "seed": seed, "train_set": variant.train_set, "train_images": len(training_set.labels),
         "minority_classes": list(training_set.minority_classes),
         "minority_images": int(np.count_nonzero(training_set.is_minority)),
         "keep_minority_every": training_set.keep_minority_every,
-        "class_counts": class_counts.tolist(), "head_scale": variant.head_scale,
+        "class_counts": class_counts.tolist(),
+        "train_set_class_counts": np.bincount(training_set.labels, minlength=NUM_CLASSES).tolist(),
+        "head_scale": variant.head_scale,
         "params": {**run_params(params, name), **training_set.settings}, **runtime})
     remove_checkpoint(checkpoint_dir)
     print(f"train {name}: {len(history)} epochs in {time.perf_counter() - start:.0f} s", file=sys.stderr)

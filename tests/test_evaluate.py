@@ -62,7 +62,18 @@ def test_evaluate_takes_the_model_head_and_class_prior_from_the_training_summary
                                  tau=params["evaluate"]["logit_adjustment_tau"])
     # The stage ran on MKL's pinned AVX2 branch; this process may have done matrix products before any pin.
     assert metrics.pop("test_loss") == pytest.approx(expected.pop("test_loss"), rel=1e-6)
+    assert metrics.pop("roc_auc") == pytest.approx(expected.pop("roc_auc"), abs=1e-4)
     assert {key: metrics[key] for key in expected} == expected
+
+
+def test_each_logit_adjustment_prior_names_class_counts_of_the_summary(evaluated):
+    root, _ = evaluated
+    summary = json.loads((root / paths.train_summary_path(VARIANT)).read_text())
+    labels = load_split("train", 300, raw_dir=root / "data" / "raw")[1]
+    assert summary["train_set_class_counts"] == np.bincount(labels, minlength=10).tolist()
+    assert set(P.LOGIT_ADJUSTMENT_PRIORS.values()) <= set(summary)
+    metrics = json.loads((root / paths.test_metrics_path(VARIANT)).read_text())
+    assert 0 <= metrics["roc_auc"] <= 1  # one epoch of LDAM-DRW on 300 images: near chance (0.5)
 
 
 def test_a_missing_summary_names_the_stage_to_run(tmp_path, monkeypatch):

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from stages.lib.metrics import adjust_logits, classification_metrics, confusion_matrix, log_prior
+from stages.lib.metrics import (adjust_logits, average_ranks, classification_metrics, confusion_matrix, log_prior,
+                                roc_auc_one_vs_rest)
 
 LABELS = np.array([0, 0, 0, 1, 1, 2, 2, 2])
 PREDICTIONS = np.array([0, 1, 1, 1, 1, 2, 2, 0])
@@ -76,3 +77,57 @@ def test_log_prior_by_hand():
     # An absent class counts as one image: [1, 3, 1, 4] of 9.
     np.testing.assert_allclose(log_prior(np.array([1, 3, 0, 4])), np.log([1 / 9, 3 / 9, 1 / 9, 4 / 9]),
                                rtol=1e-12)
+
+
+# --- multi-class ROC AUC ------------------------------------------------------------------------------------
+
+# Six images of three classes; scores[:, c] is class c's score. By hand, counting the (positive, negative) pairs
+# where the positive scores higher (a tie counts one half):
+#   class 0, positives 0.9 and 0.4 against 0.5, 0.1, 0.4, 0.2: 0.9 wins 4; 0.4 wins 2 and ties 1 -> 6.5 / 8
+#   class 1, positives 0.8 and 0.7 against 0.1, 0.2, 0.3, 0.6: both win all 4 -> 8 / 8
+#   class 2, positives 0.1 and 0.3 against 0.2, 0.4, 0.5, 0.6: 0.1 wins 0; 0.3 wins 1 -> 1 / 8
+# The mean over the three classes: (0.8125 + 1 + 0.125) / 3.
+AUC_LABELS = np.array([0, 0, 1, 1, 2, 2])
+AUC_SCORES = np.array([[0.9, 0.1, 0.2],
+                       [0.4, 0.2, 0.4],
+                       [0.5, 0.8, 0.5],
+                       [0.1, 0.7, 0.6],
+                       [0.4, 0.3, 0.1],
+                       [0.2, 0.6, 0.3]])
+
+
+def test_roc_auc_by_hand():
+    assert roc_auc_one_vs_rest(AUC_LABELS, AUC_SCORES) == pytest.approx((0.8125 + 1 + 0.125) / 3, abs=1e-12)
+
+
+def test_roc_auc_agrees_with_the_mann_whitney_u_of_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(4, size=300)
+    scores = np.round(rng.random((300, 4)) + 0.3 * np.eye(4)[labels], 2)  # rounded: many ties
+    expected = np.mean([stats.mannwhitneyu(scores[labels == c, c], scores[labels != c, c]).statistic
+                        / (np.sum(labels == c) * np.sum(labels != c)) for c in range(4)])
+    assert roc_auc_one_vs_rest(labels, scores) == pytest.approx(expected, abs=1e-12)
+
+
+def test_roc_auc_ignores_a_per_class_constant_but_not_a_softmax_renormalisation():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(3, size=200)
+    logits = rng.normal(size=(200, 3)) + 1.5 * np.eye(3)[labels]
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    counts = np.array([500, 50, 5])
+    # Thresholding: log p_c - log prior_c, a constant per class: each class's ranking, so the AUC, is unchanged.
+    divided = log_probs - log_prior(counts)
+    assert roc_auc_one_vs_rest(labels, divided) == roc_auc_one_vs_rest(labels, log_probs)
+    # The same, renormalised through a softmax, re-ranks the images of each class: another AUC.
+    renormalised = divided - np.log(np.exp(divided).sum(axis=1, keepdims=True))
+    assert roc_auc_one_vs_rest(labels, renormalised) != pytest.approx(roc_auc_one_vs_rest(labels, log_probs), abs=1e-6)
+
+
+def test_average_ranks_share_ties():
+    np.testing.assert_array_equal(average_ranks(np.array([0.3, 0.1, 0.3, 0.2, 0.3])), [4, 1, 4, 2, 4])
+
+
+def test_roc_auc_of_a_single_class_is_an_error():
+    with pytest.raises(ValueError, match="at least two classes"):
+        roc_auc_one_vs_rest(np.zeros(4, dtype=int), np.zeros((4, 2)))

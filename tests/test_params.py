@@ -141,6 +141,19 @@ def test_wrong_type_is_rejected(params, section, key, value):
     assert_rejected(with_keys(params, {key: value}), section, key)
 
 
+def test_minority_classes_take_a_list_or_a_count(params):
+    assert load(with_keys(params, {"subset.minority_classes": 3}), "subset").minority_classes == 3
+    assert load(with_keys(params, {"subset.minority_classes": [7, 2]}), "subset").minority_classes == (7, 2)
+
+
+def test_an_image_budget_of_no_images_names_the_variant_key(params):
+    with_budget = with_keys(params, {"variants.reduced.images_per_epoch": 0})
+    with pytest.raises(P.ParamsError, match=r"variants\.reduced\.images_per_epoch: 0 is not allowed"):
+        P.variants(with_budget)
+    assert P.variants(with_keys(params, {"variants.reduced.images_per_epoch": 60000}))["reduced"].images_per_epoch \
+        == 60000
+
+
 def test_wrong_type_inside_a_list_names_the_item(params):
     assert_rejected(with_keys(params, {"losses.focal_curriculum.gammas": [0.2, "0.5"]}), "losses.focal_curriculum",
                     "losses.focal_curriculum.gammas[1]")
@@ -152,6 +165,10 @@ def test_wrong_type_inside_a_list_names_the_item(params):
     ("subset", "subset.minority_classes", [0, 10]),
     ("subset", "subset.minority_classes", [1, 1]),
     ("subset", "subset.minority_classes", []),
+    ("subset", "subset.minority_classes", 0),  # a count of digits drawn from the seed: 1-9
+    ("subset", "subset.minority_classes", 10),
+    ("subset", "subset.minority_classes", True),
+    ("subset", "subset.minority_classes", "5"),
     ("subset", "subset.mode", "per_image"),
     ("subset", "subset.mode", "per_epoch"),
     ("validation", "validation.fraction", 0.0),
@@ -265,6 +282,7 @@ BAD_VALUES = {
     "variants.*.train_set": None,
     "variants.*.loss": "ldam",  # a per-batch loss of stages.lib.losses, not a remedy
     "variants.*.warmup_epochs": -1,
+    "variants.*.images_per_epoch": 0,
     "variants.*.epochs": 0,
     "variants.*.sampler": "balanced",
     "losses.focal.gamma": -1.0,
@@ -281,6 +299,7 @@ BAD_VALUES = {
     "losses.crt.classifier_share": 1.0,
     "evaluate.batch_size": 0,
     "evaluate.logit_adjustment_tau": -1.0,
+    "evaluate.logit_adjustment_prior": "balanced",
 }
 
 

@@ -22,12 +22,14 @@ pytestmark = pytest.mark.dvc_pipeline
 PARAMS = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
 VARIANTS = tuple(PARAMS["variants"])
 METRIC_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "test_loss", "minority_accuracy",
-               "majority_accuracy", "per_class", "logit_adjusted", "run", "train_images", "epochs",
-               "images_trained", "minority_images", "distinct_minority_seen", "keep_minority_every", "seed"}
+               "majority_accuracy", "per_class", "roc_auc", "logit_adjusted", "run", "train_images", "epochs",
+               "images_trained", "minority_classes", "minority_images", "distinct_minority_seen",
+               "keep_minority_every", "seed"}
 ADJUSTED_KEYS = {"accuracy", "balanced_accuracy", "macro_f1", "minority_accuracy", "majority_accuracy"}
 # What train@<variant> writes beside the weights, for evaluate and for people: no wall-clock figure among them.
 SUMMARY_KEYS = {"seed", "train_set", "train_images", "minority_classes", "minority_images", "keep_minority_every",
-                "class_counts", "head_scale", "params", "device", "paddle", "mkl_cbwr", "epochs", "images_trained",
+                "class_counts", "train_set_class_counts", "head_scale", "params", "device", "paddle", "mkl_cbwr",
+                "epochs", "images_trained",
                 "distinct_minority_seen"}
 ALL_STAGES = {"download", "subset", *(f"{stage}@{name}" for stage in ("train", "evaluate") for name in VARIANTS)}
 

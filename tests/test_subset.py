@@ -7,7 +7,7 @@ import pytest
 
 from stages.lib.data import DataError, TrainingSelection, load_selection, load_split, save_selection
 from stages.lib.params import SubsetParams
-from stages.subset import build_selections, build_subset, class_counts
+from stages.subset import build_selections, build_subset, class_counts, minority_digits
 
 MINORITY = (0, 1, 2, 3, 4)
 # round(0.1 x count) for digits 0-4 with the real counts 5923 6742 5958 6131 5842 (shared/README.md):
@@ -108,3 +108,20 @@ def test_the_step_profile_draws_what_it_drew_before_profiles_existed(train_label
     # The report's subset is unchanged by the profile option: the same images, so committed runs still compare.
     step = build_selections(train_labels, SubsetParams(MINORITY, 0.1, "fixed"), seed=0)["subset"]
     np.testing.assert_array_equal(step.indices, subset)
+
+
+def test_a_count_of_minority_classes_draws_them_from_the_seed(train_labels):
+    drawn = {seed: minority_digits(SubsetParams(3, 0.1), seed) for seed in range(6)}
+    assert all(len(digits) == 3 and list(digits) == sorted(set(digits)) for digits in drawn.values())
+    assert drawn[0] == minority_digits(SubsetParams(3, 0.1), 0)  # reproducible
+    assert len(set(drawn.values())) > 1  # repetitions vary which digits are rare
+    selections = build_selections(train_labels, SubsetParams(3, 0.1), seed=0)
+    assert selections["subset"].minority_classes == selections["full"].minority_classes == drawn[0]
+    counts = np.bincount(train_labels[selections["subset"].indices], minlength=10)
+    full = np.bincount(train_labels, minlength=10)
+    for digit in range(10):
+        assert counts[digit] == (round(0.1 * full[digit]) if digit in drawn[0] else full[digit])
+
+
+def test_a_list_of_minority_classes_is_taken_as_it_is():
+    assert minority_digits(SubsetParams((7, 2), 0.1), seed=5) == (7, 2)

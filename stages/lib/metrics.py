@@ -36,6 +36,33 @@ def classification_metrics(labels: np.ndarray, predictions: np.ndarray, *, num_c
     }
 
 
+def roc_auc_one_vs_rest(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Multi-class ROC AUC: for each class c present in `labels`, the AUC of telling class c from the rest by
+    scores[:, c], then the unweighted mean over those classes (Buda et al., 2018, sec. 3.4; scikit-learn's
+    roc_auc_score(multi_class="ovr", average="macro")). scores [N, C]: any per-class score that ranks like the
+    softmax probability, such as log p_c. A class's AUC is the Mann-Whitney U statistic of its images' scores
+    against the others' over the pairs, ties counting one half.
+    """
+    aucs = []
+    for c in np.unique(labels):
+        positive = labels == c
+        n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+        if n_neg == 0:
+            raise ValueError("ROC AUC needs at least two classes among the labels")
+        rank_sum = average_ranks(scores[:, c])[positive].sum()
+        aucs.append((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(np.mean(aucs))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of `values` [N], tied values sharing the mean of their ranks."""
+    order = np.argsort(values, kind="stable")
+    _, first, counts = np.unique(values[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
+
+
 def _mean_or_zero(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else 0.0
 

@@ -19,6 +19,10 @@ DEVICES = ("auto", "cpu", "gpu")
 TRAIN_SETS = ("full", "subset")
 SUBSET_MODES = ("fixed", "per_batch")
 SUBSET_PROFILES = ("step", "exponential")
+# evaluate.logit_adjustment_prior -> the training summary's class counts that post-hoc adjustment divides by:
+# what the sampler fed the model (the prior it learned), or the training set's own images (Buda et al.'s
+# thresholding, whose prior is the imbalanced set's "before sampling is applied").
+LOGIT_ADJUSTMENT_PRIORS = {"learned": "class_counts", "train_set": "train_set_class_counts"}
 MAX_SEED = 2**32  # numpy takes any seed >= 0; paddle.seed fails beyond 64 bits
 
 
@@ -52,7 +56,9 @@ class DataParams:
 
 @dataclasses.dataclass(frozen=True)
 class SubsetParams:
-    minority_classes: tuple[int, ...]  # digits of which only `fraction` is kept
+    # The digits of which only `fraction` is kept, or how many: a count draws them from the seed (Buda et al.,
+    # 2018, draw the minority classes anew for each repetition), so seeds vary which digits are rare.
+    minority_classes: int | tuple[int, ...]
     fraction: float  # share of each minority class kept, in (0, 1]
     # fixed: one seeded draw of the minority images, the same every epoch. per_batch: the report's protocol,
     # every training image, but the minority digits are dropped from every batch whose index is not a
@@ -67,8 +73,12 @@ class SubsetParams:
 
     def __post_init__(self):
         classes = self.minority_classes
-        valid = len(classes) > 0 and len(set(classes)) == len(classes) and all(0 <= c <= 9 for c in classes)
-        require(valid, "subset.minority_classes", classes, "a non-empty list of distinct digits 0-9")
+        if isinstance(classes, int):
+            valid = 1 <= classes <= 9
+        else:
+            valid = len(classes) > 0 and len(set(classes)) == len(classes) and all(0 <= c <= 9 for c in classes)
+        require(valid, "subset.minority_classes", classes,
+                "a non-empty list of distinct digits 0-9, or a count 1-9 of digits drawn from the seed")
         require(0 < self.fraction <= 1, "subset.fraction", self.fraction, "a number in (0, 1]")
         require(self.mode in SUBSET_MODES, "subset.mode", self.mode, f"one of {list(SUBSET_MODES)}")
         require(self.profile in SUBSET_PROFILES, "subset.profile", self.profile, f"one of {list(SUBSET_PROFILES)}")
@@ -128,8 +138,11 @@ class VariantParams:
     train_set: str  # full = every training image, subset = the subset stage's (see subset.mode)
     loss: str  # a remedy of stages.lib.remedies, with its hyperparameters in `losses.<loss>`
     epochs: int | None = None  # the focal curriculum takes its length from losses.focal_curriculum instead
-    sampler: str = "shuffle"  # a sampler of stages.lib.samplers: shuffle | class_balanced
+    sampler: str = "shuffle"  # a sampler of stages.lib.samplers: shuffle | class_balanced | undersample
     warmup_epochs: int | None = None  # this variant's own train.warmup_epochs (as its paper trains it)
+    # An image budget: every epoch trains exactly this many images, from as many passes of the sampler as that
+    # takes, so training sets of any size train epochs x images_per_epoch images. null = one pass per epoch.
+    images_per_epoch: int | None = None
 
     def check(self, name: str) -> None:
         """The checks that need no registry; stages.lib.variants checks loss, sampler and epochs."""
@@ -137,6 +150,8 @@ class VariantParams:
         require(self.train_set in TRAIN_SETS, f"{key}.train_set", self.train_set, f"one of {list(TRAIN_SETS)}")
         require(self.warmup_epochs is None or self.warmup_epochs >= 0, f"{key}.warmup_epochs", self.warmup_epochs,
                 "null (train.warmup_epochs) or an integer >= 0")
+        require(self.images_per_epoch is None or self.images_per_epoch > 0, f"{key}.images_per_epoch",
+                self.images_per_epoch, "null (one pass of the sampler per epoch) or an integer > 0")
 
     def train_params(self, train: TrainParams) -> TrainParams:
         """`train` with this variant's own settings in place of the section's."""
@@ -149,11 +164,16 @@ class VariantParams:
 class EvaluateParams:
     batch_size: int  # images per forward pass; only speed and memory depend on it
     logit_adjustment_tau: float  # post-hoc logit adjustment: logits - tau * log(training class prior)
+    # The prior: learned = the class shares the sampler fed the model; train_set = the training set's own
+    # shares, before any re-sampling (Buda et al.'s thresholding). They differ only for a re-sampling sampler.
+    logit_adjustment_prior: str = "learned"
 
     def __post_init__(self):
         require(self.batch_size > 0, "evaluate.batch_size", self.batch_size, "an integer > 0")
         require(self.logit_adjustment_tau >= 0, "evaluate.logit_adjustment_tau", self.logit_adjustment_tau,
                  "a number >= 0 (0 leaves the logits as they are)")
+        require(self.logit_adjustment_prior in LOGIT_ADJUSTMENT_PRIORS, "evaluate.logit_adjustment_prior",
+                self.logit_adjustment_prior, f"one of {list(LOGIT_ADJUSTMENT_PRIORS)}")
 
 
 def read_params(path: Path = PARAMS_FILE) -> dict:
@@ -223,8 +243,13 @@ def _check_type(key: str, value, hint):
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check_type(key, value, inner)
+        inner = [a for a in args if a is not type(None)]
+        for candidate in inner[:-1]:  # the first type that takes the value, e.g. int | tuple[int, ...]
+            try:
+                return _check_type(key, value, candidate)
+            except ParamsError:
+                pass
+        return _check_type(key, value, inner[-1])
     if origin is tuple:
         if not isinstance(value, list):
             raise ParamsError(f"{key}: expected a list, got {value!r}")

@@ -12,10 +12,12 @@ import numpy as np
 
 class Stream(enum.IntEnum):
     SUBSET = 1  # the fixed subset's draw of minority images
-    SHUFFLE = 2  # an epoch's order, keyed further by (phase, epoch)
+    SHUFFLE = 2  # an epoch's order, keyed further by (phase, epoch) and, with an image budget, by pass
     VALIDATION = 3  # the images a training set holds out for tuning, keyed further by the set's index
     CLASSIFIER = 4  # cRT's re-initialised classifier
     AUGMENT = 5  # an epoch's random shifts, keyed further by (phase, epoch)
+    MINORITY = 6  # which digits are the minority, when subset.minority_classes is a count
+    UNDERSAMPLE = 7  # the undersampling sampler's one draw of each class's images for the whole run
 
 
 def stream_rng(seed: int, stream: Stream, *key: int) -> np.random.Generator:
