@@ -54,3 +54,29 @@ def test_readme_blocks_are_what_the_report_wrote():
         block = readme.split(f"<!-- {name}: begin -->\n", 1)[1].split(f"<!-- {name}: end -->", 1)[0]
         assert block == (ROOT / "reports" / name).read_text(), f"README.md's {name} block is stale: " \
             "run `python scripts/remedies_report.py --no-dvc`"
+
+
+# --- the README's test command is CI's ------------------------------------------------------------------------
+
+def readme_test_command() -> str:
+    """The Quick start's command 2, found as .ci/run finds it: the first line starting scripts/setup_tests.sh."""
+    lines = [line for line in (ROOT / "README.md").read_text().splitlines()
+             if line.startswith("scripts/setup_tests.sh")]
+    assert len(lines) == 1, "README.md must have exactly one test command starting with scripts/setup_tests.sh"
+    return lines[0]
+
+
+def test_ci_runs_the_readme_test_command_as_written():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "grep -m1 '^scripts/setup_tests.sh' README.md" in ci and 'bash -c "$readme_command"' in ci
+    assert readme_test_command().endswith("-m pytest")
+
+
+def test_the_setup_installs_every_extra_the_tests_import():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    setup = (ROOT / "scripts" / "setup_tests.sh").read_text()
+    installed = set(re.findall(r"\.\[([a-z,]+)\]", setup))
+    assert installed == {"cpu,test,report,remote", "gpu,test,report,remote"}
+    # The Paddle builds are chosen one at a time; bench (PyTorch) is for benchmarks/ only.
+    assert extras - {"cpu", "gpu", "bench"} == {"test", "report", "remote"}
