@@ -235,7 +235,8 @@ def test_forest_plot_marks_a_rows_own_references_and_leaves_out_the_seeds_the_ta
     table = table.reset_index(drop=True)
     axis, = forest_figure(table, T.seed_results(T.test_runs(runs, validation), table)).axes
     rows = {label.get_text().split(" (")[0]: y for label, y in zip(axis.get_yticklabels(), axis.get_yticks())}
-    assert set(rows) == {"LDAM-DRW, s 30, margin 0.5", "class-balanced, beta 0.9999", "cross-entropy, per-batch protocol"}
+    assert set(rows) == {"LDAM-DRW, s 30, margin 0.5", "class-balanced, beta 0.9999",
+                         "cross-entropy, per-batch protocol"}
     ticks = sorted((line.get_color(), *line.get_xydata()[0]) for line in axis.lines if line.get_marker() == "|")
     ldam = rows["LDAM-DRW, s 30, margin 0.5"]
     assert ticks == [("tab:blue", pytest.approx(98.5), ldam), ("tab:orange", pytest.approx(95.5), ldam)]

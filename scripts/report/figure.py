@@ -16,7 +16,7 @@ ROW_IN = 0.3  # height of one remedy's row, in inches
 LINES = {"full_reference": ("full data", "tab:blue", "--"), "reduced_reference": ("no remedy", "tab:orange", ":")}
 MISSING = {"full_reference": "its full-data reference not run",  # a row's note when it has no reference
            "reduced_reference": "its no-remedy reference not run"}
-LABEL_CHARACTERS = 64  # a longer row label wraps, so the panels keep their width
+LABEL_CHARACTERS = 68  # a longer row label wraps, so the panels keep their width
 # The rows a reader compares: remedies as their papers or validation set them, and the report's own variants;
 # references are the lines, ablations and unchosen settings stay in reports/remedies.md.
 DRAWN = (*CHOSEN, DETACHED, EXPLORATORY)
