@@ -22,12 +22,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.report import runs as R  # noqa: E402
+from scripts.report.tables import at_chance  # noqa: E402
 from stages.lib import params as P  # noqa: E402
 from stages.lib.files import write_text  # noqa: E402
 
 EPOCHS_FILE, TABLE_FILE = Path("reports/ldam_ablation_epochs.csv"), Path("reports/ldam_ablation.md")
 VARIANTS = ("ldam_drw", "cosine_full")
-CHANCE = 0.2  # balanced accuracy below twice chance: the seed collapsed (as scripts/report/tables.py)
 
 
 def collect(states: list[dict], params: dict) -> pd.DataFrame:
@@ -66,7 +66,7 @@ def table(epochs: pd.DataFrame) -> str:
     averaged over the collapsed and over the trained seeds."""
     runs = epochs.groupby(["setting", "seed"]).agg(last=("epoch", "max"), accuracy=("test_accuracy", "first"),
                                                    balanced=("balanced_accuracy", "first")).reset_index()
-    runs["collapsed"] = runs["balanced"] < CHANCE
+    runs["collapsed"] = at_chance(runs["balanced"])  # the tables' rule
     epochs = epochs.merge(runs[["setting", "seed", "last", "collapsed"]], on=["setting", "seed"])
     at = {name: epochs[epochs["epoch"] == which].groupby(["setting", "collapsed"])[["feature_cosine", "fc1_saturated",
                                                                                    "loss"]].mean()

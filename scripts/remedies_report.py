@@ -42,8 +42,7 @@ def build_report(runs: pd.DataFrame, params: dict, out: Path) -> dict[str, str]:
     with atomic_path(out / "remedies.csv") as tmp:
         table.drop(columns=["record", "validation"]).to_csv(tmp, index_label="row")
     with atomic_path(out / "remedies.png") as tmp:
-        forest_figure(table, T.test_runs_accuracy(tested, table)).savefig(tmp, format="png",
-                                                                          metadata={"Software": None})
+        forest_figure(table, T.seed_results(tested, table)).savefig(tmp, format="png", metadata={"Software": None})
     return texts
 
 

@@ -1,90 +1,78 @@
-"""The README's figures: the plots of `dvc plots show`, rendered to PNG from the very specs DVC draws.
+"""The README's figures, drawn for a reader from the committed logs with matplotlib.
 
-    python scripts/render_figures.py                      # every plot of dvc.yaml -> reports/figures/
-    python scripts/render_figures.py --targets "Training loss" metrics/confusion/focal.csv
+    python scripts/render_figures.py                      # -> reports/figures/
 
-Asks `dvc plots show --json` (in the repository root) for the Vega-Lite spec of each plot, with its data
-inlined, and renders it with vl-convert-python (the `report` extra), so a figure shows what `dvc plots show`
-shows: same template, same columns, same titles. `--targets` takes what `dvc plots show` takes: plot ids of
-dvc.yaml's top-level `plots:` ("Training loss") or plot files (metrics/confusion/focal.csv). Each figure is
-written whole or not at all to reports/figures/<plot id, lower case, non-alphanumerics as _>.png, e.g.
-training_loss.png, metrics_confusion_focal.png. Figures of plots that no longer exist are not removed.
+From metrics/train/<variant>.csv: training_loss.png and training_accuracy.png (one colour per variant, its name
+at the line's end; the loss on a log axis) and focal_curriculum_gamma.png; from metrics/confusion/<variant>.csv:
+confusion_errors.png (per actual digit, the % of its test images read as each other digit). Each figure is a
+pure function of those files (no timestamp in the PNG) and is written whole or not at all.
+
+`dvc plots show` / `dvc plots diff` draw the same logs with DVC's templates (dvc.yaml's `plots:`), for comparing
+experiments, where a colour per revision is the point; these figures answer the README's questions instead.
 """
 
 import argparse
-import json
-import re
-import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
-import vl_convert
+import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # run as a script from anywhere in the repo
 
-from scripts.offline_plots_template import vegalite_version  # noqa: E402
+from scripts.report.confusion import errors_figure  # noqa: E402
+from scripts.report.curves import curves_figure, gamma_figure  # noqa: E402
 from stages.lib.files import atomic_path  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  (after scripts.report set the Agg backend: no display)
 
-FIGURES_DIR = REPO_ROOT / "reports" / "figures"
-PNG_SCALE = 2  # DVC's charts are 300 px wide: twice that keeps them sharp on high-density screens
-
-
-def plot_specs(repo_dir: Path, targets: list[str]) -> dict[str, dict]:
-    """{plot id: Vega-Lite spec with its data inlined} for the workspace's plots, as `dvc plots show` sees them."""
-    command = [sys.executable, "-m", "dvc", "plots", "show", "--json", *targets]
-    result = subprocess.run(command, cwd=repo_dir, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"dvc plots show --json failed in {repo_dir} (exit {result.returncode}): "
-                           f"{result.stderr.strip()}")
-    shown = json.loads(result.stdout)
-    # DVC exits 0 even when a plot's file is missing or unreadable; it lists the problem under "errors".
-    if shown.get("errors"):
-        raise RuntimeError(f"dvc plots show --json reported errors in {repo_dir}: {shown['errors']}; "
-                           "run `dvc plots show` there to see them, and fix dvc.yaml or the plot files")
-    specs = {name: entry["content"] for name, entries in shown.get("data", {}).items()
-             for entry in entries if entry["type"] == "vega"}
-    if not specs:
-        raise RuntimeError(f"dvc plots show --json found no data-series plot in {repo_dir} for targets "
-                           f"{targets or 'all'}; check the plot ids and files in dvc.yaml")
-    return specs
+FIGURES_DIR, METRICS_DIR = REPO_ROOT / "reports" / "figures", REPO_ROOT / "metrics"
+DPI = 200  # twice the size the README shows them at: sharp on high-density screens
+# The report's three models and the equal-budget control, in drawing order, the later on top: reduced over
+# reduced_120, whose first 10 epochs it repeats, and both over focal, whose first gamma (0.2) is nearly
+# cross-entropy. One colour each in every figure: blue the full data, orange the subset without remedy (as the
+# forest plot's lines), darker for the longer run.
+COLOURS = {"focal": "tab:green", "reduced_120": "#a04a00", "reduced": "tab:orange", "baseline": "tab:blue"}
+CONFUSIONS = ("baseline", "reduced", "focal")  # the errors the README points to: reduced's, next to the others'
 
 
-def figure_name(plot_id: str) -> str:
-    """A file name for a plot id: 'Training loss' -> 'training_loss', 'metrics/train/a.csv' -> 'metrics_train_a'."""
-    without_extension = re.sub(r"\.(csv|tsv|json|ya?ml)$", "", plot_id)  # the data files DVC plots
-    return re.sub(r"[^a-z0-9]+", "_", without_extension.lower()).strip("_")
-
-
-def render_figures(*, repo_dir: Path, out_dir: Path, targets: list[str]) -> list[Path]:
-    """Render each plot of `repo_dir` to `out_dir/<figure_name>.png`; returns the paths written."""
-    specs = plot_specs(repo_dir, targets)
-    names = {plot_id: figure_name(plot_id) for plot_id in specs}
-    counts = Counter(names.values())
-    clashing = sorted(plot_id for plot_id, name in names.items() if counts[name] > 1)
-    if clashing:
-        raise ValueError(f"plots {clashing} would share a figure file name; rename one in dvc.yaml")
+def render_figures(*, metrics_dir: Path, out_dir: Path) -> list[Path]:
+    """Draw the README's figures from `metrics_dir`'s logs into `out_dir`; returns the paths written."""
+    logs = {variant: read_csv(metrics_dir / "train" / f"{variant}.csv") for variant in COLOURS}
+    figures = {
+        "training_loss": curves_figure(logs, "loss", title="Training loss per epoch (log scale)\nfocal: the focal "
+                                       "loss, which shrinks as gamma grows", colours=COLOURS, scale="log"),
+        "training_accuracy": curves_figure(logs, "train_accuracy", title="Training accuracy per epoch (logit "
+                                           "scale:\n90%, 99%, 99.9% equally apart)",
+                                           colours=COLOURS, scale="logit"),
+        "focal_curriculum_gamma": gamma_figure(logs["focal"], COLOURS["focal"]),
+        "confusion_errors": errors_figure({variant: read_csv(metrics_dir / "confusion" / f"{variant}.csv")
+                                           for variant in CONFUSIONS}),
+    }
     written = []
-    for plot_id, spec in specs.items():
-        png = vl_convert.vegalite_to_png(spec, vl_version=vegalite_version(spec["$schema"]), scale=PNG_SCALE)
-        path = out_dir / f"{names[plot_id]}.png"
+    for name, figure in figures.items():
+        path = out_dir / f"{name}.png"
         with atomic_path(path) as tmp:
-            tmp.write_bytes(png)
-        print(f"{plot_id} -> {path}", file=sys.stderr)
+            figure.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})  # no version, no date
+        plt.close(figure)
+        print(f"-> {path}", file=sys.stderr)
         written.append(path)
     return written
 
 
+def read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `dvc repro` (or `dvc pull`) to produce the logs first")
+    return pd.read_csv(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--targets", nargs="+", default=[], metavar="PLOT",
-                        help="plot ids or plot files, as `dvc plots show` takes them (default: every plot)")
+    parser.add_argument("--metrics-dir", type=Path, default=METRICS_DIR, help="default: metrics")
     parser.add_argument("--out-dir", type=Path, default=FIGURES_DIR, help="default: reports/figures")
     args = parser.parse_args()
     try:
-        render_figures(repo_dir=REPO_ROOT, out_dir=args.out_dir, targets=args.targets)
-    except (RuntimeError, ValueError) as error:
+        render_figures(metrics_dir=args.metrics_dir, out_dir=args.out_dir)
+    except FileNotFoundError as error:
         sys.exit(f"render_figures: {error}")
 
 

@@ -24,3 +24,13 @@ def test_table_by_hand():
 def test_setting_names():
     assert setting_name("ldam_drw", {}) == "subset, as params.yaml"
     assert setting_name("cosine_full", {"losses.ldam_drw.max_margin": 0.0}) == "full data, max margin 0.0"
+
+
+def test_a_collapsed_seed_is_the_tables_at_chance_rule(monkeypatch):
+    """One rule: moving the tables' CHANCE moves the ablation's split of trained and collapsed seeds with it."""
+    from scripts.report import tables
+
+    epochs = pd.concat([log("a", 0, 0.96, [0.5, 0.2], [0.1, 0.9]), log("a", 1, 0.30, [0.9, 0.9], [0.5, 0.5])])
+    assert "| a | 2 of 2 | " in table(epochs)
+    monkeypatch.setattr(tables, "CHANCE", 0.5)
+    assert "| a | 1 of 2 | 96.00 | collapsed | 0.900 -> 0.900 |" in table(epochs)

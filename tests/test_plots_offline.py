@@ -1,8 +1,7 @@
 """Plots without a network: the real `dvc plots show` / `dvc plots diff`, with this project's .dvc/config and page
-template, on a tiny repository, opened in headless Chromium that cannot fetch anything; and
-scripts/render_figures.py on the same repository."""
+template, on a tiny repository, opened in headless Chromium that cannot fetch anything. (The README's figures,
+drawn with matplotlib: test_render_figures.py.)"""
 
-import importlib.util
 import os
 import re
 import shutil
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 TEMPLATE = Path(".dvc") / "plots" / "offline.html"
 DVC_YAML = """\
@@ -97,20 +95,3 @@ def test_plots_page_draws_every_chart_offline(plots_repo, tmp_path, command):
     # vega-embed draws each chart as one <svg class="marks">; a page whose scripts failed has none.
     charts = re.findall(r"<svg[^>]*\bclass=\"marks\"", rendered_dom(page, tmp_path / "chromium-profile"))
     assert len(charts) == N_PLOTS, f"{len(charts)} of {N_PLOTS} charts drew in {page}"
-
-
-def test_render_figures_writes_a_drawn_png_per_plot(plots_repo, tmp_path, project_root):
-    spec = importlib.util.spec_from_file_location("render_figures", project_root / "scripts" / "render_figures.py")
-    render_figures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render_figures)
-
-    out_dir = tmp_path / "figures"
-    written = render_figures.render_figures(repo_dir=plots_repo, out_dir=out_dir, targets=[])
-
-    assert sorted(path.name for path in written) == ["confusion.png", "training_loss.png"]
-    assert sorted(out_dir.iterdir()) == sorted(written)  # no temporary file left behind
-    for path in written:
-        gray = np.asarray(Image.open(path).convert("L"))
-        assert gray.shape[0] > 200 and gray.shape[1] > 200, f"{path} is only {gray.shape}"
-        # Axes, lines or cells: a real chart darkens well over 1% of its pixels; a blank one none.
-        assert (gray < 200).mean() > 0.01, f"{path} is blank"

@@ -209,7 +209,7 @@ def test_forest_plot_renders_with_every_label_inside_the_figure():
                                                ("reduced_120", 0.96), ("focal", 0.955)) for s in range(3)),
         *(run("ldam_drw", s, a) for s, a in enumerate([0.1, 0.93, 0.95])))
     table = table.reset_index(drop=True)
-    figure = forest_figure(table, T.test_runs_accuracy(T.test_runs(runs, validation), table))
+    figure = forest_figure(table, T.seed_results(T.test_runs(runs, validation), table))
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     texts = [t for t in figure.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text()]
@@ -219,6 +219,33 @@ def test_forest_plot_renders_with_every_label_inside_the_figure():
     for text, box in inside:
         extent = text.get_window_extent(renderer)
         assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, text
+
+
+def test_forest_plot_marks_a_rows_own_references_and_leaves_out_the_seeds_the_table_counts_at_chance():
+    """The panel's lines are plain cross-entropy's references; LDAM-DRW's row is read against its cosine head, so
+    that head's full-data and subset accuracies are ticks on its row (blue, orange), and no other row has any.
+    A seed at chance by balanced accuracy (0.15) is not drawn, though its accuracy (0.5) is far above 0.2."""
+    collapsed = {**run("ldam_drw", 3, 0.5), "balanced_accuracy": 0.15}  # predicts only majority digits, say
+    runs, validation, table = tables(
+        *(run(v, s, a, per_batch=p) for v, a, p in (("baseline", 0.97, False), ("reduced", 0.91, False),
+                                                     ("reduced", 0.93, True), ("class_balanced", 0.95, False))
+          for s in range(3)),
+        *(run("ldam_drw", s, a) for s, a in enumerate([0.96, 0.965, 0.97])), collapsed,
+        *(run("ldam_drw", s, 0.955, **HEAD) for s in range(3)), *(cosine_full_run(s, 0.985) for s in range(3)))
+    table = table.reset_index(drop=True)
+    axis, = forest_figure(table, T.seed_results(T.test_runs(runs, validation), table)).axes
+    rows = {label.get_text().split(" (")[0]: y for label, y in zip(axis.get_yticklabels(), axis.get_yticks())}
+    assert set(rows) == {"LDAM-DRW, s 30, margin 0.5", "class-balanced, beta 0.9999",
+                         "cross-entropy, per-batch protocol"}
+    ticks = sorted((line.get_color(), *line.get_xydata()[0]) for line in axis.lines if line.get_marker() == "|")
+    ldam = rows["LDAM-DRW, s 30, margin 0.5"]
+    assert ticks == [("tab:blue", pytest.approx(98.5), ldam), ("tab:orange", pytest.approx(95.5), ldam)]
+    lines = sorted(round(line.get_xdata()[0], 6) for line in axis.lines if line.get_linestyle() in ("--", ":"))
+    assert lines == [91.0, 97.0]  # plain cross-entropy on the subset and on every image
+    dots = [x for line in axis.lines if line.get_marker() == "o" and line.get_ydata()[0] == ldam
+            for x in line.get_xdata()]
+    assert sorted(dots) == pytest.approx([96.0, 96.5, 97.0])
+    assert "1 of 4 at chance" in next(t.get_text() for t in axis.get_yticklabels() if t.get_text().startswith("LDAM"))
 
 
 def test_rebuilt_from_the_runs_file_alone_byte_for_byte_without_dvc(tmp_path, monkeypatch):
@@ -314,18 +341,24 @@ def test_findings_name_a_remedy_that_reaches_the_target_and_set_apart_one_whose_
     assert "- **10 epochs**" not in collapsed  # all at chance is no answer either
 
 
+HEAD = {"losses__ldam_drw__max_margin": 0.0, "losses__ldam_drw__drw_start": 1.0}  # LDAM's cosine classifier alone
+
+
+def cosine_full_run(seed: int, accuracy: float) -> dict:
+    """LDAM's cosine head alone on every image, as an added variant `cosine_full`."""
+    full_head = run("ldam_drw", seed, accuracy, **HEAD)
+    record = {key.replace("ldam_drw", "cosine_full", 1) if key.startswith("variants.") else key: value
+              for key, value in json.loads(full_head["params"]).items()}
+    record.update({f"variants.cosine_full.{key}": value
+                   for key, value in {"train_set": "full", "loss": "ldam_drw", "epochs": 10}.items()})
+    return {**full_head, "variant": "cosine_full", "params": json.dumps(record, sort_keys=True)}
+
+
 def test_a_remedy_with_ldams_cosine_head_is_read_against_that_head_alone():
     """LDAM-DRW's references are the cosine classifier without margins or DRW, on the full data and on the
     subset: a remedy is not credited for a head that only trains faster than the plain one."""
-    head = {"losses__ldam_drw__max_margin": 0.0, "losses__ldam_drw__drw_start": 1.0}
-    cosine_full = {"train_set": "full", "loss": "ldam_drw", "epochs": 10}
     rows = [run("baseline", 0, 0.97), run("reduced", 0, 0.91), run("ldam_drw", 0, 0.965),
-            run("ldam_drw", 0, 0.96, **head)]
-    full_head = run("ldam_drw", 0, 0.98, **head)  # the same head on every image, as an added variant
-    record = {key.replace("ldam_drw", "cosine_full", 1) if key.startswith("variants.") else key: value
-              for key, value in json.loads(full_head["params"]).items()}
-    record.update({f"variants.cosine_full.{key}": value for key, value in cosine_full.items()})
-    rows.append({**full_head, "variant": "cosine_full", "params": json.dumps(record, sort_keys=True)})
+            run("ldam_drw", 0, 0.96, **HEAD), cosine_full_run(0, 0.98)]
     _, _, table = tables(*rows)
     ldam = table.loc["LDAM-DRW, s 30, margin 0.5, 10 epochs"]
     assert ldam.gap_recovered == pytest.approx((0.965 - 0.96) / (0.98 - 0.96))  # 25%, not (96.5 - 91) / (97 - 91)

@@ -12,7 +12,8 @@ from scripts.report.runs import TAU_KEY, run_name
 
 CONFIDENCE = 0.95
 # Balanced accuracy below twice chance (10 digits: 0.1 for a model that predicts one class): a seed whose
-# training collapsed. A row whose seeds split shows the median of the rest, not a mean across both.
+# training collapsed. A row whose seeds split shows the median of the rest, not a mean across both. The one
+# rule: the tables, the forest plot and scripts/ldam_ablation.py all ask `at_chance`.
 CHANCE = 0.2
 KEY = ["variant", "setting", "protocol", "posthoc"]  # one row of a table
 SHOWN = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accuracy", "logit_adjusted.accuracy",
@@ -32,6 +33,11 @@ DETACHED_PAIR = "focal factor detached vs not"
 # Test accuracy (%) the course report gives for the models it trained; a reference, not a parameter.
 REPORT_ACCURACY = {("baseline", "{}", "full"): 98.7, ("reduced", "{}", "per_batch"): 92.0,
                    ("focal", "{}", "per_batch"): 98.0}
+
+
+def at_chance(balanced_accuracy):
+    """Whether a seed's training collapsed, from its balanced accuracy (a fraction, or a Series of them)."""
+    return balanced_accuracy < CHANCE
 
 
 def mean_and_interval(values) -> tuple[float, float]:
@@ -56,7 +62,7 @@ def with_posthoc(runs: pd.DataFrame, derive: pd.Series) -> pd.DataFrame:
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """Per KEY, in the runs' order: seeds, seeds at chance, and per metric the mean, median and 95% half-width
     over the seeds that trained (all seeds if none or all are at chance)."""
-    chance = runs["balanced_accuracy"] < CHANCE
+    chance = at_chance(runs["balanced_accuracy"])
     groups = runs.assign(chance=chance).groupby(KEY, sort=False)
     counted = chance & ~groups["chance"].transform("all")
     table = groups.agg(seeds=("seed", "size"), at_chance=("chance", "sum"), **{
@@ -95,8 +101,7 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     table = summarize(test_runs(runs, validation))
     for column, protocol in (("full_reference", "full"), ("reduced_reference", "fixed")):
         table[column] = [_reference(table, row, protocol) for row in table.itertuples()]
-    full, reduced = (table["center"].reindex(table[column]).to_numpy()
-                     for column in ("full_reference", "reduced_reference"))
+    full, reduced = (reference_centers(table, column) for column in ("full_reference", "reduced_reference"))
     trained = ~table["split"] & (table["at_chance"] < table["seeds"])  # no gap for a row that collapsed
     table["gap_recovered"] = ((table["center"] - reduced) / (full - reduced)).where(trained)
     chosen = set(validation.loc[validation["chosen"], KEY].itertuples(index=False, name=None))
@@ -107,6 +112,12 @@ def test_table(runs: pd.DataFrame, params: dict, validation: pd.DataFrame) -> pd
     table["report_accuracy"] = [math.nan if r.posthoc else REPORT_ACCURACY.get((r.variant, r.setting, r.protocol),
                                                                                math.nan) for r in table.itertuples()]
     return table
+
+
+def reference_centers(table: pd.DataFrame, column: str) -> pd.Series:
+    """Per row, the accuracy of its reference `column` (full_reference or reduced_reference): that reference
+    row's center, the value the gap is measured against; NaN for a row without one."""
+    return pd.Series(table["center"].reindex(table[column]).to_numpy(), index=table.index)
 
 
 def _reference(table: pd.DataFrame, row, protocol: str) -> float:
@@ -171,7 +182,7 @@ def paired_table(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
             pairs.append((PER_BATCH, i, rows.get((row.variant, row.setting, "fixed", row.posthoc), math.nan)))
         if (other := _detached(row.changes)) is not None:
             pairs.append((DETACHED_PAIR, i, rows.get((row.variant, other, row.protocol, row.posthoc), math.nan)))
-    seeds, records = test_runs_accuracy(runs, table), []
+    seeds, records = seed_results(runs, table)["accuracy"], []
     for comparison, a, b in pairs:
         differences = [] if pd.isna(b) else (100 * (seeds.loc[a] - seeds.loc[int(b)])).dropna()
         records.append((comparison, a, b, table.loc[a, "name"], "-" if pd.isna(b) else table.loc[int(b), "name"],
@@ -201,11 +212,12 @@ def _longer_references(table: pd.DataFrame) -> dict:
     return {i: base for i, base in shortest.items() if table.loc[i, "epochs"] > table.loc[base, "epochs"]}
 
 
-def test_runs_accuracy(runs: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
-    """Test accuracy per (table row index, seed)."""
+def seed_results(runs: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per (table row index, seed): test accuracy and whether the seed is at chance."""
     index = {key: i for i, key in enumerate(zip(*(table[column] for column in KEY)))}
-    return runs.assign(row=[index[key] for key in zip(*(runs[column] for column in KEY))]).set_index(
-        ["row", "seed"])["accuracy"]
+    return runs.assign(row=[index[key] for key in zip(*(runs[column] for column in KEY))],
+                       at_chance=at_chance(runs["balanced_accuracy"])).set_index(["row", "seed"])[
+        ["accuracy", "at_chance"]]
 
 
 def chosen_settings(validation: pd.DataFrame) -> dict:
