@@ -8,7 +8,10 @@ the two libraries' OpenMP and MKL runtimes never share a process: one epoch of w
 machine's speed falls on both:
 
     torch, all cores as threads | Paddle, 1 process | torch, 1 thread | Paddle, 1 process per core
-    | torch, 1 single-thread process per core
+    | torch, 1 single-thread process per core | Paddle, 1 process, MKL's own branch
+
+The last row is what reproducibility costs: the stages pin MKL to its AVX2 branch (stages.lib.device), and
+that row lets MKL pick its kernels for this CPU (MKL_CBWR=AUTO), as it would without the pin.
 
 Paddle keeps its default of one OpenMP thread (it sets OMP_NUM_THREADS=1 when unset). The processes of a
 multi-process setup start their timed epochs together and their rates are summed. The single-process setups
@@ -73,6 +76,7 @@ class Setup:
     side: str  # "paddle" | "torch"
     processes: int
     threads: int = 0  # torch.set_num_threads; 0 for Paddle, which keeps its own default
+    mkl_branch: str | None = None  # MKL_CBWR the worker starts with; None = the stages' pin (select_device)
 
     @property
     def shape(self) -> str:
@@ -83,7 +87,8 @@ class Setup:
 
     @property
     def label(self) -> str:
-        return f"{'project (Paddle)' if self.side == 'paddle' else 'peer (PyTorch eager)'}, {self.shape}"
+        branch = f", MKL_CBWR={self.mkl_branch} (unpinned)" if self.mkl_branch else ""
+        return f"{'project (Paddle)' if self.side == 'paddle' else 'peer (PyTorch eager)'}, {self.shape}{branch}"
 
 
 def load_workload(raw_dir: Path, images: int, evaluate: bool) -> Workload:
@@ -100,7 +105,8 @@ def load_workload(raw_dir: Path, images: int, evaluate: bool) -> Workload:
 
 def epoch_plan(workload: Workload, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """The images of `epoch` in order and its batch sizes: the first phase's shuffle, as stages.train draws it."""
-    order = shuffle_order(workload.labels, stream_rng(workload.seed, Stream.SHUFFLE, 0, epoch))
+    order = shuffle_order(workload.labels, stream_rng(workload.seed, Stream.SHUFFLE, 0, epoch),
+                          stream_rng(workload.seed, Stream.UNDERSAMPLE))
     no_minority = np.zeros(len(workload.labels), dtype=bool)
     return batch_plan(order, no_minority, batch_size=workload.train.batch_size, keep_minority_every=1)
 
@@ -123,10 +129,8 @@ def paddle_side(workload: Workload) -> Side:
     def run_epoch(epoch: int) -> None:
         train_epoch(model, optimizer, cross_entropy, x_all, y_all, *epoch_plan(workload, epoch))
 
-    # Read after select_device, which may set MKL_DEBUG_CPU_TYPE for Paddle's bundled MKL on AMD CPUs.
-    info = {"version": paddle.__version__, "select_device": device,
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE")}
+    # Read after select_device, which pins MKL_CBWR (and sets MKL_DEBUG_CPU_TYPE on AMD CPUs) unless set.
+    info = {"version": paddle.__version__, "select_device": device, **mkl_settings()}
     return Side(run_epoch, lambda: predict_logits(model, workload.test_images, workload.eval_batch), info)
 
 
@@ -170,10 +174,13 @@ def torch_side(workload: Workload, threads: int) -> Side:
         np.concatenate([model(torch.from_numpy(workload.test_images[start:start + workload.eval_batch])).numpy()
                         for start in range(0, len(workload.test_images), workload.eval_batch)])
 
-    info = {"version": torch.__version__, "threads": torch.get_num_threads(),
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-            "MKL_DEBUG_CPU_TYPE": os.environ.get("MKL_DEBUG_CPU_TYPE")}
+    info = {"version": torch.__version__, "threads": torch.get_num_threads(), **mkl_settings()}
     return Side(run_epoch, evaluate, info)
+
+
+def mkl_settings() -> dict:
+    """The thread and MKL variables this worker runs with."""
+    return {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "MKL_CBWR", "MKL_DEBUG_CPU_TYPE")}
 
 
 def images_per_second(run: Callable[[int], None], calls: int, images_per_call: int) -> float:
@@ -216,8 +223,10 @@ def run_setup(setup: Setup, args: argparse.Namespace) -> list[dict]:
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", setup.side, "--images", str(args.images),
                "--epochs", str(args.epochs), "--raw-dir", str(args.raw_dir.resolve()), "--threads", str(setup.threads)]
     command += ["--eval"] if setup.processes == 1 else []
-    workers = [subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-               for _ in range(setup.processes)]
+    env = {key: value for key, value in os.environ.items() if key not in ("MKL_CBWR", "MKL_DEBUG_CPU_TYPE")}
+    env.update({"MKL_CBWR": setup.mkl_branch} if setup.mkl_branch else {})
+    workers = [subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True) for _ in range(setup.processes)]
     try:
         for worker in workers:
             if worker.stdout.readline().strip() != READY:
@@ -253,10 +262,11 @@ def run_rounds(setups: list[Setup], args: argparse.Namespace) -> dict[Setup, lis
 
 def round_setups(cores: int, peer: bool) -> list[Setup]:
     """The order of one round: the sides alternate."""
+    unpinned = Setup("paddle", 1, mkl_branch="AUTO")
     if not peer:
-        return [Setup("paddle", 1), Setup("paddle", cores)]
+        return [Setup("paddle", 1), Setup("paddle", cores), unpinned]
     return [Setup("torch", 1, cores), Setup("paddle", 1), Setup("torch", 1, 1), Setup("paddle", cores),
-            Setup("torch", cores, 1)]
+            Setup("torch", cores, 1), unpinned]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,15 +294,19 @@ def summarize(results: dict[Setup, list[list[dict]]]) -> dict[Setup, Row]:
 def render_report(results: dict[Setup, list[list[dict]]], args: argparse.Namespace, cores: int) -> str:
     """The settings, then a markdown table of the measurements and, with the peer, one of the ratios."""
     rows = summarize(results)
-    infos = {}  # versions and settings, as each side's first worker saw them
+    infos = {}  # versions and settings, as each side's first pinned worker saw them
     for setup, rounds in results.items():
-        infos.setdefault(setup.side, rounds[0][0])
+        if not setup.mkl_branch:
+            infos.setdefault(setup.side, rounds[0][0])
     lines = [*settings_lines(args, cores, infos), "",
              "| setup | train images/s | per round | eval images/s |", "|---|---:|---:|---:|"]
     for row in rows.values():
         eval_cell = "" if row.eval_mean is None else f"{row.eval_mean:,.0f}"
         per_round = " / ".join(f"{rate:,.0f}" for rate in row.train_per_round)
         lines.append(f"| {row.setup.label} | {row.train_mean:,.0f} | {per_round} | {eval_cell} |")
+    pinned, unpinned = rows[Setup("paddle", 1)], rows[Setup("paddle", 1, mkl_branch="AUTO")]
+    lines += ["", f"MKL's AVX2 pin against MKL's own branch on this CPU, 1 process: {pinned.train_mean:,.0f} / "
+              f"{unpinned.train_mean:,.0f} images/s = {pinned.train_mean / unpinned.train_mean:.2f}x"]
     if "torch" in infos:
         lines += ["", *ratio_table(rows, cores)]
     return "\n".join(lines)
@@ -314,6 +328,7 @@ def settings_lines(args: argparse.Namespace, cores: int, infos: dict[str, dict])
         extra = (f", select_device(\"cpu\") returned {info['select_device']}" if side == "paddle"
                  else "; torch.set_num_threads as each row says")
         lines.append(f"- {side} worker: OMP_NUM_THREADS={info['OMP_NUM_THREADS'] or 'unset'}, "
+                     f"MKL_CBWR={info['MKL_CBWR'] or 'unset'}, "
                      f"MKL_DEBUG_CPU_TYPE={info['MKL_DEBUG_CPU_TYPE'] or 'unset'}{extra}")
     return lines
 

@@ -39,9 +39,22 @@ def test_script_measures_one_paddle_process_and_one_per_core(raw_dir, project_ro
     assert run.returncode == 0, run.stderr
     assert "| setup | train images/s | per round | eval images/s |" in run.stdout
     rows = {setup: float(rate.replace(",", "")) for setup, rate in TABLE_ROW.findall(run.stdout)}
-    assert len(rows) == 2 and all(setup.startswith("project (Paddle)") for setup in rows), run.stdout
+    assert len(rows) == 3 and all(setup.startswith("project (Paddle)") for setup in rows), run.stdout
     assert any("processes at once" in setup for setup in rows), run.stdout
     assert all(rate > 0 for rate in rows.values()), run.stdout
+    # What reproducibility costs: the pinned branch against MKL's own, measured in the same run.
+    unpinned = rows["project (Paddle), 1 process, Paddle's default threads, MKL_CBWR=AUTO (unpinned)"]
+    pinned = rows["project (Paddle), 1 process, Paddle's default threads"]
+    printed = re.search(r"MKL's own branch on this CPU, 1 process: .* = ([\d.]+)x", run.stdout)
+    assert printed and float(printed[1]) == pytest.approx(pinned / unpinned, abs=0.011), run.stdout
+
+
+def test_the_unpinned_worker_runs_on_mkls_own_branch(raw_dir):
+    args = argparse.Namespace(images=IMAGES, epochs=1, rounds=1, raw_dir=raw_dir)
+    [unpinned] = bench.run_setup(bench.Setup("paddle", processes=1, mkl_branch="AUTO"), args)
+    [pinned] = bench.run_setup(bench.Setup("paddle", processes=1), args)
+    assert unpinned["MKL_CBWR"] == unpinned["select_device"]["mkl_cbwr"] == "AUTO"
+    assert pinned["MKL_CBWR"] == pinned["select_device"]["mkl_cbwr"] == "AVX2"
 
 
 def test_torch_worker_and_ratio_table(raw_dir, paddle_result):
