@@ -84,8 +84,9 @@ def run_local(recipe: Recipe, step: str, jobs: int, poll_s: float, report_args: 
         while re.search(r"\b(Queued|Running)\b", run("dvc", "queue", "status", capture=True)):
             time.sleep(poll_s)
         if missing := [e.name for e in experiments if e.name not in local_experiments()]:
-            raise SweepError(f"{name}: {len(missing)} experiments failed: {', '.join(missing)}. `dvc queue logs "
-                             f"{missing[0]}` says why; fix it, then run the same command again (it runs only these)")
+            raise SweepError(f"{name}: {len(missing)} of {len(experiments)} experiments failed: {', '.join(missing)}. "
+                             f"`dvc queue logs {missing[0]}` says why; fix it, then run the same command again (it "
+                             "runs only these)")
 
 
 def run_shard(recipe: Recipe, step: str, shard: tuple[int, int], git_remote: str) -> None:
