@@ -61,7 +61,11 @@ def dvc(*args: str) -> None:
 
 
 def report(recipe: Recipe, report_args: list[str]) -> None:
+    """The recipe's report command (its `python` is this one), from the repository root."""
     command = list(recipe.report)
+    if not command:
+        print("the recipe names no report command: nothing to build", file=sys.stderr)
+        return
     run(*([sys.executable, *command[1:]] if command[:1] == ["python"] else command), *report_args)
 
 
@@ -81,12 +85,30 @@ def run_local(recipe: Recipe, step: str, jobs: int, poll_s: float, report_args: 
         for experiment in todo:
             dvc("exp", "run", "--queue", "--name", experiment.name, *experiment.arguments())
         dvc("queue", "start", "-j", str(jobs))
-        while re.search(r"\b(Queued|Running)\b", run("dvc", "queue", "status", capture=True)):
-            time.sleep(poll_s)
+        wait_for_queue(poll_s)
         if missing := [e.name for e in experiments if e.name not in local_experiments()]:
             raise SweepError(f"{name}: {len(missing)} of {len(experiments)} experiments failed: {', '.join(missing)}. "
                              f"`dvc queue logs {missing[0]}` says why; fix it, then run the same command again (it "
                              "runs only these)")
+
+
+def wait_for_queue(poll_s: float, stalled_s: float = 120) -> None:
+    """Until nothing is queued or running and every worker has exited. A worker still shutting down when the next
+    step queues can take that step's first experiment and drop it (seen with DVC 3.67.1: it stays `Running` and
+    no worker is left), so a step starts only once the last one's workers are gone."""
+    idle_since = None
+    while True:
+        status = run("dvc", "queue", "status", capture=True)
+        busy = re.search(r"\b(Queued|Running)\b", status)
+        workers = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
+        no_worker = workers is not None and workers.groups() == ("0", "0")
+        if not busy and (workers is None or no_worker):
+            return
+        idle_since = (idle_since or time.monotonic()) if busy and no_worker else None
+        if idle_since and time.monotonic() - idle_since > stalled_s:
+            raise SweepError(f"DVC's queue has experiments queued or running but no worker for {stalled_s:.0f} s:\n"
+                             f"{status}\n`dvc queue kill` or `dvc queue remove` them, then run the same command again")
+        time.sleep(poll_s)
 
 
 def run_shard(recipe: Recipe, step: str, shard: tuple[int, int], git_remote: str) -> None:
