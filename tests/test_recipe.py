@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from scripts.recipe import RecipeError, expand, load_recipe, read_chosen
 
 ROOT = Path(__file__).resolve().parent.parent
-# Captured from the old recipe (scripts/queue_results.sh through `sweep.py list`) before it was removed.
+# Captured from the bash recipe this file replaced (`sweep.py list` at commit 4fed18b), before it was removed.
 OLD_EXPANSION = json.loads((ROOT / "tests" / "data" / "recipe_expansion.json").read_text())["steps"]
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 STAGES = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"])
