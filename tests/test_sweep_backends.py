@@ -20,6 +20,9 @@ from team_remote import clone, experiment_table, md5, team_origin
 
 from pipeline_repo import Runner, copy_repo, make_repo
 
+from scripts.slurm_array import SiteOptions, index_ranges, read_site_options
+from scripts.sweep_git import SweepError
+
 RECIPE = """\
 report: [python, scripts/remedies_report.py]
 order: [seeds, added, report]
@@ -89,14 +92,16 @@ def site_config(path: Path, scratch: Path) -> Path:
     return path
 
 
-def assert_same_experiments(run: Runner, reference: dict[str, dict]) -> None:
+def assert_same_experiments(run: Runner, reference: dict[str, dict], names: tuple[str, ...] = SWEEP) -> None:
+    """`run` has exactly the experiments `names`, equal to the reference's: params, metrics, output hashes."""
     collected = experiment_table(run)
-    assert set(collected) == set(SWEEP)
-    assert collected == reference
-    assert {name: collected[name]["params"]["params.yaml"]["data"]["seed"] for name in SWEEP} == {
-        "seeds-001": 2, "seeds-002": 3, "added-001": 2, "added-002": 3}
+    assert set(collected) == set(names)
+    assert collected == {name: reference[name] for name in names}
+    seeds = {"seeds-001": 2, "seeds-002": 3, "added-001": 2, "added-002": 3}
+    assert {name: collected[name]["params"]["params.yaml"]["data"]["seed"] for name in names} == {
+        name: seeds[name] for name in names}
     # The collector has every experiment's files, not only their numbers.
-    for name in ("seeds-002", "added-001"):
+    for name in names[-2:]:
         run("dvc", "exp", "apply", name)
         files = [path for path in collected[name]["outs"] if (run.root / path).is_file()]
         assert any(path.startswith("data/models/") for path in files), files
@@ -140,7 +145,8 @@ def test_a_task_cancelled_mid_run_is_named_by_the_collector_and_submitting_again
         origin, server, cluster, one_machine, tmp_path):
     submitter = teammate(origin, server, tmp_path / "submitter", "cancel", cluster.env)
     config = site_config(tmp_path / "site.yaml", tmp_path / "scratch")
-    submit = (*SWEEP_CMD, "run", "all", "--backend", "slurm", "--slurm-config", str(config),
+    # One step (two tasks) is enough to cancel one; the first test runs both steps.
+    submit = (*SWEEP_CMD, "run", "seeds", "--backend", "slurm", "--slurm-config", str(config),
               "--report-args", f"--out {tmp_path}/report")
     submitter(*submit)
     logs = submitter.root / ".dvc" / "tmp" / "sweep-logs"
@@ -154,15 +160,14 @@ def test_a_task_cancelled_mid_run_is_named_by_the_collector_and_submitting_again
     wait_until(lambda: not squeue(submitter, "-n", "sweep-collect", "-t", "PD,R,CG"), "the collector")
     cancelled = f"seeds-{int(task.split('_')[1]):03d}"
     (collector_log,) = logs.glob("sweep-collect-*.out")
-    assert f"1 of 4 experiments are not on origin: {cancelled}. Submit the same command again" in \
+    assert f"1 of 2 experiments are not on origin: {cancelled}. Submit the same command again" in \
         collector_log.read_text()
     assert not (tmp_path / "report").exists()
     again = submitter(*submit, "--wait")
     assert "seeds: 1 of 2 experiments already on origin, 1 to run" in again.stderr
-    assert "added: 2 of 2 experiments already on origin, 0 to run" in again.stderr
     assert f"--array={cancelled[-1]} " in again.stderr
     assert (tmp_path / "report" / "remedies.md").is_file()
-    assert_same_experiments(submitter, one_machine)
+    assert_same_experiments(submitter, one_machine, ("seeds-001", "seeds-002"))
     assert list((tmp_path / "scratch").iterdir()) == []  # the cancelled task's clone went too
 
 
@@ -172,14 +177,14 @@ def test_two_shards_push_what_the_collector_gets_as_one_machine_would(origin, se
     workers.append(clone(origin, server, tmp_path / "worker2"))
     workers[1]("git", "checkout", "-q", "shards")
     for shard, worker in enumerate(workers, start=1):
-        worker(*SWEEP_CMD, "run", "all", "--backend", "shard", "--shard", f"{shard}/2")
-    assert set(experiment_table(workers[0])) == {"seeds-001", "added-001"}
-    assert set(experiment_table(workers[1])) == {"seeds-002", "added-002"}
+        worker(*SWEEP_CMD, "run", "seeds", "--backend", "shard", "--shard", f"{shard}/2")
+    assert set(experiment_table(workers[0])) == {"seeds-001"}
+    assert set(experiment_table(workers[1])) == {"seeds-002"}
     collector = clone(origin, server, tmp_path / "collector")
     collector("git", "checkout", "-q", "shards")
-    collector(*SWEEP_CMD, "collect", "all", "--report-args", f"--out {tmp_path}/report")
+    collector(*SWEEP_CMD, "collect", "seeds", "--report-args", f"--out {tmp_path}/report")
     assert (tmp_path / "report" / "remedies.md").is_file()
-    assert_same_experiments(collector, one_machine)
+    assert_same_experiments(collector, one_machine, ("seeds-001", "seeds-002"))
 
 
 @pytest.mark.dvc_pipeline
@@ -235,3 +240,20 @@ def test_bad_input_is_refused_before_anything_is_submitted(small_team, cluster, 
     queued = subprocess.run(["squeue", "-h", "-o", "%j"], env={**os.environ, **cluster.env}, capture_output=True,
                             text=True, check=True).stdout
     assert "sweep-" not in queued
+
+
+def test_array_indices_are_written_as_sbatch_ranges():
+    assert index_ranges([1, 2, 3, 5, 8, 9]) == "1-3,5,8-9"
+    assert index_ranges([7]) == "7"
+
+
+def test_site_options_come_from_the_config_file_then_the_command_line(tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text("sbatch: [--partition=short, --time=01:00:00]\ntask: [--cpus-per-task=1]\nmax_running: 8\n")
+    site = read_site_options(config, ["--account=lab"], None)
+    assert site == SiteOptions(("--partition=short", "--time=01:00:00", "--account=lab"), ("--cpus-per-task=1",), (),
+                               8, None)
+    assert read_site_options(config, [], 2).max_running == 2  # the command line wins
+    config.write_text("partition: short\n")
+    with pytest.raises(SweepError, match=r"site.yaml: unknown keys \['partition'\]; a SLURM config has "):
+        read_site_options(config, [], None)
