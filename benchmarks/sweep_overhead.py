@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=6, help="experiments in the sweep")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
+    load_before = os.getloadavg()[0]
     mirror = local_mnist(os.environ.get("MNIST_MIRROR"), [], CACHE_DIR, 5)
     with tempfile.TemporaryDirectory(prefix="sweep-bench-") as folder, running_sshd(Path(folder)) as server, \
             running_slurm() as cluster:
@@ -79,16 +80,20 @@ def main() -> None:
         slurm_s = timed(submitter, "python", "scripts/sweep.py", "run", "bench", "--backend", "slurm", "--wait",
                         "--max-running", str(cores), "--sbatch=--cpus-per-task=1")
         tasks = task_phases(submitter.root / ".dvc" / "tmp" / "sweep-logs")
-    print(f"{args.seeds} experiments (evaluate@reduced, shrunken: 2000 training images, 1 epoch) on {cores} cores\n")
+        # What each of a task's three stages (subset, train, evaluate) pays before it computes anything.
+        paddle_s = timed(submitter, "python", "-c", "import paddle")
+    print(f"{args.seeds} experiments (evaluate@reduced, shrunken: 2000 training images, 1 epoch) on {cores} cores; "
+          f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| backend | wall time (s) | per experiment (s) |\n|---|---:|---:|")
     print(f"| local: `dvc queue start -j {cores}` | {local_s:.1f} | {local_s / args.seeds:.1f} |")
-    print(f"| SLURM: array %{cores} + collector (with the report) | {slurm_s:.1f} | {slurm_s / args.seeds:.1f} |\n")
+    print(f"| SLURM: array %{cores}, then the collector's pull | {slurm_s:.1f} | {slurm_s / args.seeds:.1f} |\n")
     print(f"One SLURM task, median (min-max) over {len(tasks)} tasks, seconds:\n")
     print("| phase | median | min | max |\n|---|---:|---:|---:|")
     for phase in (*PHASES, "train"):
         values = [task.get(phase, float("nan")) for task in tasks]
         label = "of which the train stage (its own print, whole seconds)" if phase == "train" else phase
         print(f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+    print(f"\n`python -c 'import paddle'`, once, afterwards: {paddle_s:.2f} s")
 
 
 if __name__ == "__main__":
