@@ -38,10 +38,11 @@ def recipe(seeds: int) -> str:
     return f"order: [bench]\nsteps:\n  bench:\n    - {batch}\n"
 
 
-def timed(run, *args: str) -> float:
+def timed(run, *args: str) -> tuple[float, str]:
+    """Wall seconds of a command, and its stderr."""
     start = time.monotonic()
-    run(*args)
-    return time.monotonic() - start
+    stderr = run(*args).stderr
+    return time.monotonic() - start, stderr
 
 
 def task_phases(log_dir: Path) -> list[dict[str, float]]:
@@ -72,21 +73,22 @@ def main() -> None:
         project("git", "commit", "-qm", "first run, the benchmark's sweep")
         origin = team_origin(project, server, root / "team")
         local = clone(origin, server, root / "local")
-        local_s = timed(local, "python", "scripts/sweep.py", "run", "bench", "--backend", "local", "--jobs",
+        local_s, local_log = timed(local, "python", "scripts/sweep.py", "run", "bench", "--backend", "local", "--jobs",
                         str(cores), "--poll-s", "1")
         submitter = clone(origin, server, root / "slurm", cluster.env)
         submitter("git", "commit", "-q", "--allow-empty", "-m", "the SLURM sweep")  # experiments of its own
         submitter("git", "push", "-q", "origin", "main")
-        slurm_s = timed(submitter, "python", "scripts/sweep.py", "run", "bench", "--backend", "slurm", "--wait",
+        slurm_s, _ = timed(submitter, "python", "scripts/sweep.py", "run", "bench", "--backend", "slurm", "--wait",
                         "--max-running", str(cores), "--sbatch=--cpus-per-task=1")
         tasks = task_phases(submitter.root / ".dvc" / "tmp" / "sweep-logs")
         # What each of a task's three stages (subset, train, evaluate) pays before it computes anything.
-        paddle_s = timed(submitter, "python", "-c", "import paddle")
+        paddle_s, _ = timed(submitter, "python", "-c", "import paddle")
     print(f"{args.seeds} experiments (evaluate@reduced, shrunken: 2000 training images, 1 epoch) on {cores} cores; "
           f"load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n")
     print("| backend | wall time (s) | per experiment (s) |\n|---|---:|---:|")
     print(f"| local: `dvc queue start -j {cores}` | {local_s:.1f} | {local_s / args.seeds:.1f} |")
     print(f"| SLURM: array %{cores}, then the collector's pull | {slurm_s:.1f} | {slurm_s / args.seeds:.1f} |\n")
+    print("The local queue: " + "; ".join(re.findall(r"timing: (.*)", local_log)) + "\n")
     print(f"One SLURM task, median (min-max) over {len(tasks)} tasks, seconds:\n")
     print("| phase | median | min | max |\n|---|---:|---:|---:|")
     for phase in (*PHASES, "train"):

@@ -82,10 +82,14 @@ def run_local(recipe: Recipe, step: str, jobs: int, poll_s: float, report_args: 
               f"{len(todo)} to run", file=sys.stderr)
         if not todo:
             continue
+        start = time.monotonic()
         for experiment in todo:
             dvc("exp", "run", "--queue", "--name", experiment.name, *experiment.arguments())
+        queued = time.monotonic()
         dvc("queue", "start", "-j", str(jobs))
         wait_for_queue(poll_s)
+        print(f"timing: {name}: queueing {queued - start:.1f} s, running {time.monotonic() - queued:.1f} s",
+              file=sys.stderr)
         if missing := [e.name for e in experiments if e.name not in local_experiments()]:
             raise SweepError(f"{name}: {len(missing)} of {len(experiments)} experiments failed: {', '.join(missing)}. "
                              f"`dvc queue logs {missing[0]}` says why; fix it, then run the same command again (it "
