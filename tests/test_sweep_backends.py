@@ -176,8 +176,13 @@ def test_two_shards_push_what_the_collector_gets_as_one_machine_would(origin, se
     workers = [teammate(origin, server, tmp_path / "worker1", "shards")]
     workers.append(clone(origin, server, tmp_path / "worker2"))
     workers[1]("git", "checkout", "-q", "shards")
-    for shard, worker in enumerate(workers, start=1):
-        worker(*SWEEP_CMD, "run", "seeds", "--backend", "shard", "--shard", f"{shard}/2")
+    # At once, as two machines would run them.
+    shards = [subprocess.Popen([*SWEEP_CMD, "run", "seeds", "--backend", "shard", "--shard", f"{shard}/2"],
+                               cwd=worker.root, env=worker.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True) for shard, worker in enumerate(workers, start=1)]
+    for shard in shards:
+        output = shard.communicate()[0]
+        assert shard.returncode == 0, output
     assert set(experiment_table(workers[0])) == {"seeds-001"}
     assert set(experiment_table(workers[1])) == {"seeds-002"}
     collector = clone(origin, server, tmp_path / "collector")
