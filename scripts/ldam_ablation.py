@@ -1,4 +1,4 @@
-"""LDAM-DRW's collapse, settled by ablation: per setting of the `ldam` step of scripts/queue_results.sh, how
+"""LDAM-DRW's collapse, settled by ablation: per setting of the `ldam` step of recipe.yaml, how
 many seeds trained, their test accuracy, and per epoch what the features did (docs/remedies.md, "LDAM-DRW").
 
     python scripts/ldam_ablation.py            # collect HEAD's experiments (dvc exp show --json), then render

@@ -6,7 +6,7 @@
 
 The runs `dvc exp show` finds are merged into reports/remedies_runs.csv, which is written back; the report:
 remedies.md, summary.md, findings.md (also copied between their markers in README.md), remedies.csv (the test
-table, unrounded), remedies.png (the forest plot), chosen.yaml (read by scripts/queue_results.sh test).
+table, unrounded), remedies.png (the forest plot), chosen.yaml (read by recipe.yaml's steps).
 """
 
 import argparse
@@ -72,7 +72,7 @@ def main() -> None:
     found = pd.DataFrame(columns=R.COLUMNS) if args.no_dvc else R.collect_runs(R.exp_show(args.rev, args.num))
     runs = R.merge_runs(committed, found)
     if runs.empty:
-        raise SystemExit("no finished runs found: run `dvc repro` or scripts/queue_results.sh first")
+        raise SystemExit("no finished runs found: run `dvc repro` or `python scripts/sweep.py run all` first")
     runs = R.with_settings(runs, params)  # in table order: a rewrite of the same runs is byte-equal
     with atomic_path(args.out / RUNS_FILE) as tmp:
         runs[R.COLUMNS].to_csv(tmp, index=False)

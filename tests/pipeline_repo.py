@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 # data/.gitignore is where `dvc add`/`dvc repro` list the outputs they track, once the project commits one.
-PROJECT_FILES = ("stages", "scripts", "params.yaml", "dvc.yaml", ".dvcignore", ".gitignore", "data/.gitignore",
-                 "pyproject.toml")
+PROJECT_FILES = ("stages", "scripts", "params.yaml", "dvc.yaml", "recipe.yaml", ".dvcignore", ".gitignore",
+                 "data/.gitignore", "pyproject.toml")
 TEST_IMAGES = 500
 
 
