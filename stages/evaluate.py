@@ -66,12 +66,13 @@ def evaluate_model(model: LeNet, images: np.ndarray, labels: np.ndarray, *, batc
     return {**metrics, "roc_auc": roc_auc, "test_loss": test_loss, "logit_adjusted": adjusted}, predictions
 
 
-def run_record(name: str, trained: dict, validation: bool, tau: float) -> dict:
+def run_record(name: str, trained: dict, validation: bool, evaluate: P.EvaluateParams) -> dict:
     """What makes this run this run, as data (a report labels runs from it and never parses a label): the
     variant, its seed, whether it was scored on held-out training images, whether it trained under the
-    report's per-batch protocol, the post-hoc tau, and every param that determined the model."""
+    report's per-batch protocol, the post-hoc tau and prior, and every param that determined the model."""
     return {"variant": name, "seed": trained["seed"], "validation": validation,
-            "per_batch": trained["keep_minority_every"] > 1, "tau": tau, "params": trained["params"]}
+            "per_batch": trained["keep_minority_every"] > 1, "tau": evaluate.logit_adjustment_tau,
+            "prior": evaluate.logit_adjustment_prior, "params": trained["params"]}
 
 
 def read_training_summary(name: str) -> dict:
@@ -122,7 +123,7 @@ def main() -> None:
                                           train_class_counts=np.array(trained[prior_key]),
                                           tau=evaluate.logit_adjustment_tau)
     write_json(test_metrics_path(name), {**metrics, **{key: trained[key] for key in TRAINING_KEYS},
-                                         "run": run_record(name, trained, tuning, evaluate.logit_adjustment_tau)})
+                                         "run": run_record(name, trained, tuning, evaluate)})
     write_confusion(name, labels, predictions)
     print(f"evaluate {name} on {device}, {'validation' if tuning else 'test'} images: accuracy "
           f"{metrics['accuracy']:.4f}, digits {list(minority)} {metrics['minority_accuracy']:.4f}; ROC AUC "

@@ -50,6 +50,7 @@ def test_evaluate_takes_the_model_head_and_class_prior_from_the_training_summary
     assert summary["head_scale"] == 30.0 and len(summary["class_counts"]) == 10
     assert {key: metrics[key] for key in TRAINING_KEYS} == {key: summary[key] for key in TRAINING_KEYS}
     assert metrics["run"]["validation"] is False and metrics["run"]["params"] == summary["params"]
+    assert (metrics["run"]["tau"], metrics["run"]["prior"]) == (1.0, "learned")
     # The same numbers, computed here from the summary: with the fc head, or a uniform prior, they would differ.
     model = LeNet(cosine_scale=summary["head_scale"])
     model.set_state_dict(paddle.load(str(root / paths.model_path(VARIANT))))
