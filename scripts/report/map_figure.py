@@ -20,13 +20,13 @@ COLOURS = plt.get_cmap("RdBu")  # red: the remedy loses, blue: it gains
 LEVEL = ListedColormap(["0.93"])  # no remedy's own accuracy or AUC: a level, not a gain, so no colour
 MISSING = "0.8"
 # The rows of panels: (heading, metric, the level panel's metric or None, the gains' (variant, thresholded)).
-ROWS = (("Test accuracy: gain over no remedy, points", "accuracy", "accuracy",
+ROWS = (("Accuracy: gain over no remedy, points", "accuracy", "accuracy",
          [("map_over", False), ("map_under", False), ("map_best", False)]),
-        ("Test accuracy with thresholding (outputs divided by the training set's class prior): gain over no "
-         "remedy without it, points", "accuracy", None,
-         [(NONE, True), ("map_over", True), ("map_under", True), ("map_best", True)]),
+        ("Accuracy with thresholding (outputs divided by the training set's prior): gain over no remedy, points",
+         "accuracy", None, [(NONE, True), ("map_over", True), ("map_under", True), ("map_best", True)]),
         ("ROC AUC: gain over no remedy, points (thresholding cannot change it)", "roc_auc", "roc_auc",
          [("map_over", False), ("map_under", False), ("map_best", False)]))
+DECIMALS = {"accuracy": 1, "roc_auc": 2}  # AUC gains are a tenth of accuracy's: one more decimal
 LEVEL_TITLES = {"accuracy": "no remedy: accuracy, %", "roc_auc": "no remedy: ROC AUC, %"}
 
 
@@ -38,12 +38,14 @@ def map_figure(imbalance_map: ImbalanceMap) -> plt.Figure:
     for subfigure, (heading, metric, level, gains) in zip(rows, ROWS):
         axes = subfigure.subplots(1, 4, sharey=True)
         norm = Normalize(-limits[metric], limits[metric])
-        panels = ([(LEVEL_TITLES[level], None)] if level else []) + [(remedy_words(*g), g) for g in gains]
+        # The row's heading says whether it is thresholded: a title names the remedy alone.
+        panels = ([(LEVEL_TITLES[level], None)] if level else []) + [
+            ("thresholding alone" if g == (NONE, True) else remedy_words(g[0], False), g) for g in gains]
         for axis, (title, key) in zip(axes, panels):
             if key is None:
                 _draw_level(axis, imbalance_map, level, fractions, counts)
             else:
-                _draw_gains(axis, gain(imbalance_map, *key, metric), norm, fractions, counts)
+                _draw_gains(axis, gain(imbalance_map, *key, metric), norm, fractions, counts, DECIMALS[metric])
             axis.set_title(title, fontsize=8.5)
         axes[0].set_ylabel("ratio rho", fontsize=8)
         subfigure.supxlabel("minority share mu", fontsize=8)
@@ -53,12 +55,13 @@ def map_figure(imbalance_map: ImbalanceMap) -> plt.Figure:
         bar.set_label("gain, points", fontsize=7)
     epochs, images = imbalance_map.budget
     full = imbalance_map.full
-    reference = ", ".join(f"{name} {full.loc[metric, 'mean']:.1f}%" for metric, name in
+    reference = ", ".join(f"{name} {full.loc[metric, 'mean']:.{DECIMALS[metric]}f}%" for metric, name in
                           (("accuracy", "accuracy"), ("roc_auc", "ROC AUC")) if metric in full.index)
-    figure.suptitle("LeNet on MNIST, mu of the ten digits thinned to 1/rho of their images: each remedy against no "
-                    f"remedy in the same cell,\npaired by seed (mean ± 95% interval, {seed_words(imbalance_map)}); "
-                    f"every run {epochs} epochs of {images:,} images"
-                    + (f"; full data: {reference}" if reference else ""), fontsize=9, x=0.01, ha="left")
+    figure.suptitle("Each remedy against no remedy in the same cell, paired by seed (mean ± 95% interval over "
+                    f"{seed_words(imbalance_map)})\nLeNet on MNIST, a share mu of the ten digits cut to 1/rho of their "
+                    f"images; every run {epochs} epochs of {images:,} images"
+                    + (f"\nFull data, the same budget: {reference}" if reference else ""), fontsize=9, x=0.01,
+                    ha="left")
     return figure
 
 
@@ -77,12 +80,10 @@ def _axes(axis, fractions, counts) -> None:
         spine.set_visible(False)
 
 
-def _draw_gains(axis, gains, norm, fractions, counts) -> None:
+def _draw_gains(axis, gains, norm, fractions, counts, decimals: int) -> None:
     """`+4.2` over `±1.1` in each cell, on its colour; `not run` on grey."""
     means = np.array([[gains["mean"].get((f, m), math.nan) for m in counts] for f in fractions])
-    colours = COLOURS.copy()
-    colours.set_bad(MISSING)
-    axis.imshow(np.ma.masked_invalid(means), cmap=colours, norm=norm)
+    axis.imshow(np.ma.masked_invalid(means), cmap=COLOURS.with_extremes(bad=MISSING), norm=norm)
     for y, f in enumerate(fractions):
         for x, m in enumerate(counts):
             if (f, m) not in gains.index:
@@ -90,7 +91,8 @@ def _draw_gains(axis, gains, norm, fractions, counts) -> None:
                 continue
             row = gains.loc[(f, m)]
             dark = abs(norm(row["mean"]) - 0.5) > 0.3  # white text on the deep ends of the scale
-            text = f"{row['mean']:+.1f}" + ("" if math.isnan(row["ci95"]) else f"\n±{row['ci95']:.1f}")
+            text = f"{row['mean']:+.{decimals}f}" + ("" if math.isnan(row["ci95"]) else
+                                                     f"\n±{row['ci95']:.{decimals}f}")
             axis.text(x, y, text, ha="center", va="center", fontsize=7.5, color="white" if dark else "black",
                       linespacing=1.1)
     _axes(axis, fractions, counts)
@@ -103,7 +105,8 @@ def _draw_level(axis, imbalance_map: ImbalanceMap, metric: str, fractions, count
     axis.imshow(np.zeros((len(fractions), len(counts))), cmap=LEVEL)
     for y, f in enumerate(fractions):
         for x, m in enumerate(counts):
-            text = "not run" if (f, m) not in level.index else f"{level.loc[(f, m), 'mean']:.1f}" + (
-                "" if math.isnan(ci := level.loc[(f, m), "ci95"]) else f"\n±{ci:.1f}")
+            decimals = DECIMALS[metric]
+            text = "not run" if (f, m) not in level.index else f"{level.loc[(f, m), 'mean']:.{decimals}f}" + (
+                "" if math.isnan(ci := level.loc[(f, m), "ci95"]) else f"\n±{ci:.{decimals}f}")
             axis.text(x, y, text, ha="center", va="center", fontsize=7.5, linespacing=1.1)
     _axes(axis, fractions, counts)

@@ -16,6 +16,9 @@ PROTOCOL_DIFFERENCES = ("their network was the modern LeNet-5 (ReLU, 20 and 50 c
                         "map on the full MNIST test set (892-1,135 per digit); they repeated each scenario 50 times, "
                         "this map {seeds}; their majority classes were capped at 5,000 images, here they keep all "
                         "(about 6,000)")
+PROTOCOL_SHORT = ("their protocol differed (a ReLU LeNet-5, {images_theirs:,} training images to this map's "
+                  "{images:,}, a balanced test set, 50 repetitions to {seeds}, majority classes capped at 5,000)")
+THEIR_IMAGES = 10_000 * 64  # 10,000 iterations of batch 64
 
 
 def thresholding_effect(imbalance_map: ImbalanceMap, variant: str) -> pd.DataFrame:
@@ -34,7 +37,8 @@ def _paired_difference(imbalance_map: ImbalanceMap, a: tuple, b: tuple, metric: 
     seeds = seeds[seeds["metric"] == metric].set_index([*CELL, "seed"])
     side = lambda variant, thresholded: seeds[(seeds["variant"] == variant)  # noqa: E731
                                               & (seeds["thresholded"] == thresholded)]["gain"]
-    difference = (side(*a) - side(*b)).dropna()
+    # No remedy without thresholding is the reference of every gain: its own gain is 0.
+    difference = (side(*a) - (0 if b == (NONE, False) else side(*b))).dropna()
     summary = difference.groupby(level=CELL).agg(lambda v: mean_and_interval(v))
     return pd.DataFrame({"seeds": difference.groupby(level=CELL).size(), "mean": summary.map(lambda s: s[0]),
                          "ci95": summary.map(lambda s: s[1])})
@@ -53,7 +57,7 @@ def harm_steps(imbalance_map: ImbalanceMap) -> dict:
 
 
 def _where(cells) -> str:
-    return ", ".join(f"rho {rho(f):g} mu {mu(m):g}" for f, m in cells)
+    return "; ".join(f"rho {rho(f):g}, mu {mu(m):g}" for f, m in cells)
 
 
 def _verdict(agrees: bool) -> str:
@@ -72,13 +76,13 @@ def buda_comparison(imbalance_map: ImbalanceMap) -> list[tuple[str, bool, str]]:
     raised = {variant: ((e["mean"] > 0).sum(), len(e)) for variant, e in effect.items()}
     return [
         ("imbalance hurts, more with a larger ratio and more minority classes", fell > steps / 2,
-         f"no remedy's accuracy falls at {fell} of {steps} steps to a larger rho or mu "
-         f"({falls['rho'][0]} of {falls['rho'][1]} in rho, {falls['mu'][0]} of {falls['mu'][1]} in mu)"),
+         f"no remedy's accuracy falls at {falls['rho'][0]} of {falls['rho'][1]} steps to a larger rho and "
+         f"{falls['mu'][0]} of {falls['mu'][1]} to a larger mu"),
         ("oversampling dominates", len(ahead) > len(auc) / 2,
          f"oversampling's ROC AUC gain is above undersampling's in {len(ahead)} of {len(auc)} cells"),
         ("undersampling is on a par with oversampling only at an extreme ratio with many minority classes",
          len(on_par) < len(auc) / 2 and all(f == largest_rho for f, _ in on_par.index),
-         f"undersampling is on a par with it or better (their paired AUC difference's interval reaches 0) in "
+         f"by the 95% interval of their paired AUC difference, undersampling is on a par or better in "
          f"{len(on_par)} of {len(auc)} cells" + (f": {_where(on_par.index)}" if len(on_par) else "")),
         ("thresholding raises accuracy, with oversampling too, and should not be combined with undersampling",
          all(raised[v][0] > raised[v][1] / 2 for v in (NONE, "map_over")) and
@@ -130,9 +134,10 @@ def findings_sentences(imbalance_map: ImbalanceMap) -> str:
     if agree:
         sentences.append(f"As [{BUDA}]({BUDA_LINK}) found, " + "; ".join(agree) + ".")
     if disagree:
-        differences = PROTOCOL_DIFFERENCES.format(images=epochs * images, seeds=seed_words(imbalance_map))
+        differences = PROTOCOL_SHORT.format(images_theirs=THEIR_IMAGES, images=epochs * images,
+                                            seeds=seed_words(imbalance_map))
         sentences.append(f"Unlike what {'they' if agree else f'[{BUDA}]({BUDA_LINK})'} found, the map does not show "
-                         "that " + "; nor that ".join(disagree) + f"; their protocol differed: {differences}.")
+                         "that " + "; nor that ".join(disagree) + f"; {differences}.")
     return " ".join(sentences)
 
 
