@@ -118,8 +118,16 @@ def test_runs_the_map_does_not_pair_are_left_out_or_refused():
     with pytest.raises(ValueError, match="2 budgets"):
         IM.build_map(table(map_run("map_none", 0, *CELL_B, 0.9), longer))
     assert IM.build_map(table(run("reduced", 0, 0.91))) is None
+    only_none = IM.build_map(table(map_run("map_none", 0, *CELL_B, 0.9, thresholded=0.92)))  # thresholding alone
+    assert set(zip(only_none.gains["variant"], only_none.gains["thresholded"])) == {("map_none", True)}
+    text = F.findings_sentences(only_none)
+    assert "*thresholding alone*'s in 1 cell; the largest of all, +2.0 points" in text and "(full data not run)" in text
+    assert "oversampling dominates" not in text  # no run to test it on
+    texts = [t.get_text() for axis in map_figure(only_none).axes for t in axis.texts]
+    assert texts.count("not run") == 9  # 12 panels of one cell; run: the two levels and thresholding alone
     listed = map_run("map_none", 0, 0.01, 0, 0.9)
-    listed["params"] = listed["params"].replace('"subset.minority_classes": 0', '"subset.minority_classes": "[0, 1, 2]"')
+    listed["params"] = listed["params"].replace('"subset.minority_classes": 0',
+                                                '"subset.minority_classes": "[0, 1, 2]"')
     assert IM.map_runs(table(listed))["minority"].tolist() == [3]  # a list of digits counts its digits
 
 

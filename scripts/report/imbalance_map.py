@@ -79,15 +79,15 @@ def _count(minority_classes) -> int:
 
 
 def build_map(runs: pd.DataFrame) -> ImbalanceMap | None:
-    """The map of `runs` (the runs table, every run), or None when it holds no map run with a cell."""
+    """The map of `runs` (the runs table, every run), or None when it holds no remedy paired with no remedy."""
     runs = map_runs(runs)
-    if not (runs["variant"] != FULL).any():
+    seed_gains = paired_gains(runs)
+    if seed_gains.empty:
         return None
     budgets = sorted(set(zip(runs["epochs"], runs["images_per_epoch"])), key=str)
     if len(budgets) > 1:
         raise ValueError(f"the map's runs have {len(budgets)} budgets (epochs, images per epoch): {budgets}; "
                          "its gains compare remedies at one budget")
-    seed_gains = paired_gains(runs)
     summary = lambda frame, keys: frame.groupby(keys, sort=True)["value"].agg(  # noqa: E731
         seeds="size", mean=lambda v: mean_and_interval(v)[0], ci95=lambda v: mean_and_interval(v)[1]).reset_index()
     plain = pd.concat([runs.assign(metric=metric, value=100 * runs[column])

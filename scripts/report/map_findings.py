@@ -3,7 +3,7 @@ with Buda, Maki & Mazurowski (2018, arXiv:1710.05381), conclusion by conclusion.
 
 import pandas as pd
 
-from scripts.report.imbalance_map import CELL, NONE, REMEDIES, ImbalanceMap, gain, grid, mu, rho
+from scripts.report.imbalance_map import CELL, NONE, REMEDIES, ImbalanceMap, grid, mu, rho
 from scripts.report.tables import mean_and_interval
 
 BUDA = "Buda, Maki & Mazurowski (2018)"
@@ -65,8 +65,8 @@ def _verdict(agrees: bool) -> str:
 
 
 def buda_comparison(imbalance_map: ImbalanceMap) -> list[tuple[str, bool, str]]:
-    """Per conclusion of Buda et al.: (their conclusion, whether the map agrees, the map's numbers). Agreement
-    is the majority of the map's cells (or steps); the counts are there for the reader to judge."""
+    """Per conclusion of Buda et al. that the map's runs can test: (their conclusion, whether the map agrees, the
+    map's numbers). Agreement is the majority of the map's cells (or steps); the counts let the reader judge."""
     falls = harm_steps(imbalance_map)
     fell, steps = falls["rho"][0] + falls["mu"][0], falls["rho"][1] + falls["mu"][1]
     auc = over_minus_under(imbalance_map, "roc_auc")
@@ -74,23 +74,24 @@ def buda_comparison(imbalance_map: ImbalanceMap) -> list[tuple[str, bool, str]]:
     largest_rho = min(grid(imbalance_map)[0])
     effect = {variant: thresholding_effect(imbalance_map, variant) for variant in (NONE, "map_over", "map_under")}
     raised = {variant: ((e["mean"] > 0).sum(), len(e)) for variant, e in effect.items()}
-    return [
-        ("imbalance hurts, more with a larger ratio and more minority classes", fell > steps / 2,
+    checks = [
+        ("imbalance hurts, more with a larger ratio and more minority classes", fell > steps / 2, steps,
          f"no remedy's accuracy falls at {falls['rho'][0]} of {falls['rho'][1]} steps to a larger rho and "
          f"{falls['mu'][0]} of {falls['mu'][1]} to a larger mu"),
-        ("oversampling dominates", len(ahead) > len(auc) / 2,
+        ("oversampling dominates", len(ahead) > len(auc) / 2, len(auc),
          f"oversampling's ROC AUC gain is above undersampling's in {len(ahead)} of {len(auc)} cells"),
         ("undersampling is on a par with oversampling only at an extreme ratio with many minority classes",
-         len(on_par) < len(auc) / 2 and all(f == largest_rho for f, _ in on_par.index),
+         len(on_par) < len(auc) / 2 and all(f == largest_rho for f, _ in on_par.index), len(auc),
          f"by the 95% interval of their paired AUC difference, undersampling is on a par or better in "
          f"{len(on_par)} of {len(auc)} cells" + (f": {_where(on_par.index)}" if len(on_par) else "")),
         ("thresholding raises accuracy, with oversampling too, and should not be combined with undersampling",
          all(raised[v][0] > raised[v][1] / 2 for v in (NONE, "map_over")) and
-         raised["map_under"][0] <= raised["map_under"][1] / 2,
+         raised["map_under"][0] <= raised["map_under"][1] / 2, min(n for _, n in raised.values()),
          f"thresholding raises accuracy in {raised[NONE][0]} of {raised[NONE][1]} cells without a remedy, "
          f"{raised['map_over'][0]} of {raised['map_over'][1]} with oversampling and {raised['map_under'][0]} of "
          f"{raised['map_under'][1]} with undersampling"),
     ]
+    return [(claim, agrees, numbers) for claim, agrees, counted, numbers in checks if counted]  # with runs only
 
 
 def best_remedy_counts(imbalance_map: ImbalanceMap) -> tuple[dict, tuple]:
@@ -118,15 +119,16 @@ def findings_sentences(imbalance_map: ImbalanceMap) -> str:
     counts, (variant, thresholded, cell, mean, half) = best_remedy_counts(imbalance_map)
     cells = imbalance_map.cells.set_index([*CELL, "metric"])
     none = cells.loc[(*cell, "accuracy")]
-    full = imbalance_map.full.loc["accuracy"]
+    full = imbalance_map.full
+    full = f"full data {full.loc['accuracy', 'mean']:.1f}%" if "accuracy" in full.index else "full data not run"
     epochs, images = imbalance_map.budget
     first = (f"**The imbalance map** ({len(cells.xs('accuracy', level='metric'))} cells of ratio rho by minority "
-             f"share mu, {seed_words(imbalance_map)} paired with no remedy in each, {epochs} epochs of {images:,} images): "
-             "the largest accuracy gain over no remedy is "
+             f"share mu, {seed_words(imbalance_map)} paired with no remedy in each, {epochs} epochs of "
+             f"{images:,} images): the largest accuracy gain over no remedy is "
              + "; ".join(f"*{remedy_words(*key)}*'s in {n} cell{'s' if n > 1 else ''}" for key, n in counts.items())
-             + f"; the largest of all, {mean:+.1f} ± {half:.1f} points, is *{remedy_words(variant, thresholded)}*'s "
-             f"at rho {rho(cell[0]):g}, mu {mu(cell[1]):g}, where no remedy reaches {none['mean']:.1f}% "
-             f"(full data {full['mean']:.1f}%).")
+             + f"; the largest of all, {mean:+.1f}" + ("" if pd.isna(half) else f" ± {half:.1f}")
+             + f" points, is *{remedy_words(variant, thresholded)}*'s at rho {rho(cell[0]):g}, mu {mu(cell[1]):g}, "
+             f"where no remedy reaches {none['mean']:.1f}% ({full}).")
     checks = buda_comparison(imbalance_map)
     agree = [f"{claim} ({numbers})" for claim, agrees, numbers in checks if agrees]
     disagree = [f"{claim} ({numbers})" for claim, agrees, numbers in checks if not agrees]
