@@ -71,7 +71,8 @@ def hand_interval(differences: list[float], t: float) -> tuple[float, float]:
 def test_gains_are_paired_by_seed_with_their_interval_by_hand():
     imbalance_map = IM.build_map(SMALL)
     over = IM.gain(imbalance_map, "map_over", False, "accuracy").loc[CELL_A]
-    # paired: seed 0 86 - 80 = 6, seed 1 93 - 90 = 3 (by position, 93 - 80 and 86 - 90: 13 and -4)
+    # paired: seed 0 86 - 80 = 6, seed 1 93 - 90 = 3; by position, 93 - 80 and 86 - 90: 13 and -4, whose mean
+    # is the same 4.5 (a cell's mean gain does not depend on the pairing) and whose interval is not
     mean, half = hand_interval([6, 3], T_975_1)
     assert (over["seeds"], over["mean"], over["ci95"]) == (2, pytest.approx(4.5), pytest.approx(half, rel=1e-6))
     assert half == pytest.approx(T_975_1 * 2.1213203 / math.sqrt(2), rel=1e-6)  # std of (6, 3) = 2.1213
@@ -189,7 +190,9 @@ def test_the_figure_has_nine_cells_per_panel_with_their_texts():
     for text in figure.findobj(matplotlib.text.Text):
         if text.get_visible() and text.get_text():
             extent = text.get_window_extent(renderer)
-            assert figure.bbox.x0 <= extent.x0 and extent.x1 <= figure.bbox.x1, text.get_text()
+            box = figure.bbox
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1 and box.y0 <= extent.y0 and extent.y1 <= box.y1, \
+                text.get_text()
 
 
 def test_a_missing_cell_is_drawn_as_not_run():

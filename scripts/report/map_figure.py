@@ -22,7 +22,7 @@ MISSING = "0.8"
 # The rows of panels: (heading, metric, the level panel's metric or None, the gains' (variant, thresholded)).
 ROWS = (("Accuracy: gain over no remedy, points", "accuracy", "accuracy",
          [("map_over", False), ("map_under", False), ("map_best", False)]),
-        ("Accuracy with thresholding (outputs divided by the training set's prior): gain over no remedy, points",
+        ("With thresholding (outputs divided by the training set's prior): accuracy gain over no remedy without it",
          "accuracy", None, [(NONE, True), ("map_over", True), ("map_under", True), ("map_best", True)]),
         ("ROC AUC: gain over no remedy, points (thresholding cannot change it)", "roc_auc", "roc_auc",
          [("map_over", False), ("map_under", False), ("map_best", False)]))
@@ -57,10 +57,10 @@ def map_figure(imbalance_map: ImbalanceMap) -> plt.Figure:
     full = imbalance_map.full
     reference = ", ".join(f"{name} {full.loc[metric, 'mean']:.{DECIMALS[metric]}f}%" for metric, name in
                           (("accuracy", "accuracy"), ("roc_auc", "ROC AUC")) if metric in full.index)
-    figure.suptitle("Each remedy against no remedy in the same cell, paired by seed (mean ± 95% interval over "
-                    f"{seed_words(imbalance_map)})\nLeNet on MNIST, a share mu of the ten digits cut to 1/rho of their "
-                    f"images; every run {epochs} epochs of {images:,} images"
-                    + (f"\nFull data, the same budget: {reference}" if reference else ""), fontsize=9, x=0.01,
+    figure.suptitle("The imbalance map: each remedy against no remedy in the same cell, paired by seed\n"
+                    f"(mean ± 95% interval over {seed_words(imbalance_map)}); LeNet on MNIST, a share mu of the ten "
+                    f"digits cut to 1/rho of their images;\nevery run {epochs} epochs of {images:,} images"
+                    + (f"; full data at the same budget: {reference}" if reference else ""), fontsize=9, x=0.01,
                     ha="left")
     return figure
 
