@@ -12,11 +12,12 @@ NOT_RUN = ("The imbalance map (issue 24: the remedies over ratio and minority sh
 FIGURE_ALT = "The imbalance map: each remedy's gain over no remedy per ratio rho and minority share mu"
 
 
-def _interval(row) -> str:
-    """`+4.2 ± 1.1` (a gain), `-` for none, no interval for one seed."""
+def _interval(row, seeds) -> str:
+    """`+4.2 ± 1.1` (a gain), `-` for none, no interval for one seed; its seeds when fewer than no remedy's."""
     if row is None or pd.isna(row["mean"]):
         return "-"
-    return f"{row['mean']:+.2f}" + ("" if pd.isna(row["ci95"]) else f" ± {row['ci95']:.2f}")
+    return f"{row['mean']:+.2f}" + ("" if pd.isna(row["ci95"]) else f" ± {row['ci95']:.2f}") + (
+        "" if row["seeds"] == seeds else f" ({row['seeds']} seeds)")
 
 
 def _level(row) -> str:
@@ -38,9 +39,10 @@ def gains_markdown(imbalance_map: ImbalanceMap, metric: str) -> str:
     for f in fractions:
         for m in counts:
             level = _get(none, (f, m))
-            rows.append({"rho": f"{rho(f):g}", "mu": f"{mu(m):g}", "seeds": "-" if level is None else
-                         f"{level['seeds']:d}", "no remedy": _level(level),
-                         **{remedy_words(v, t): _interval(_get(gain(imbalance_map, v, t, metric), (f, m)))
+            seeds = None if level is None else level["seeds"]
+            rows.append({"rho": f"{rho(f):g}", "mu": f"{mu(m):g}", "seeds": "-" if level is None else f"{seeds:d}",
+                         "no remedy": _level(level),
+                         **{remedy_words(v, t): _interval(_get(gain(imbalance_map, v, t, metric), (f, m)), seeds)
                             for v, t in columns}})
     frame = pd.DataFrame(rows)
     align = ["right"] * len(frame.columns)
