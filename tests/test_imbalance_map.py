@@ -155,6 +155,11 @@ def test_the_comparison_with_buda_counts_cells_and_steps():
     assert "in 0 of 9 cells" in checks[2][2]  # oversampling's AUC ahead by 0.6 points on every seed: interval > 0
     assert checks[3][2] == ("thresholding raises accuracy in 9 of 9 cells without a remedy, 9 of 9 with "
                             "oversampling and 0 of 9 with undersampling")
+    bumped = full_grid()  # no remedy at rho 100, mu 0.5 better than at rho 10, mu 0.5 and at rho 100, mu 0.2
+    middle = (bumped["variant"] == "map_none") & bumped["params"].str.contains(
+        '"subset.fraction": 0.01, "subset.minority_classes": 5,')
+    bumped.loc[middle, "accuracy"] += 0.05
+    assert F.harm_steps(IM.build_map(bumped)) == {"rho": (5, 6), "mu": (5, 6)}
     reversed_ = F.buda_comparison(IM.build_map(full_grid(over_auc=-0.002, under_auc=0.004, thresholding=-0.02)))
     assert [agrees for _, agrees, _ in reversed_] == [True, False, False, False]
     assert "above undersampling's in 0 of 9 cells" in reversed_[1][2]

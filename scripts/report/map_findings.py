@@ -45,23 +45,22 @@ def _paired_difference(imbalance_map: ImbalanceMap, a: tuple, b: tuple, metric: 
 
 
 def harm_steps(imbalance_map: ImbalanceMap) -> dict:
-    """{"rho": (steps to the next larger rho, same mu, where no remedy's accuracy falls; steps), "mu": ...}."""
+    """{"rho": (steps to the next larger rho at one mu where no remedy's accuracy falls, steps), "mu": (the same
+    to the next larger mu at one rho)}, over the steps whose two cells have run."""
     cells = imbalance_map.cells
     accuracy = cells[cells["metric"] == "accuracy"].set_index(CELL)["mean"].to_dict()
-    fractions, counts = grid(imbalance_map)
+    fractions, counts = grid(imbalance_map)  # rho and mu ascending
     steps = {"rho": [((f, m), (g, m)) for m in counts for f, g in zip(fractions, fractions[1:])],
              "mu": [((f, m), (f, n)) for f in fractions for m, n in zip(counts, counts[1:])]}
-    return {axis: (sum(accuracy[b] < accuracy[a] for a, b in pairs), len(pairs))
-            for axis, pairs in ((axis, [(a, b) for a, b in pairs if a in accuracy and b in accuracy])
-                                for axis, pairs in steps.items())}
+    counted = {}
+    for axis, pairs in steps.items():
+        pairs = [(a, b) for a, b in pairs if a in accuracy and b in accuracy]
+        counted[axis] = (sum(accuracy[b] < accuracy[a] for a, b in pairs), len(pairs))
+    return counted
 
 
 def _where(cells) -> str:
     return "; ".join(f"rho {rho(f):g}, mu {mu(m):g}" for f, m in cells)
-
-
-def _verdict(agrees: bool) -> str:
-    return "agrees" if agrees else "disagrees"
 
 
 def buda_comparison(imbalance_map: ImbalanceMap) -> list[tuple[str, bool, str]]:
