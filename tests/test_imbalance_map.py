@@ -15,7 +15,7 @@ import yaml
 from scripts import remedies_report as report
 from scripts.report import imbalance_map as IM, map_findings as F, map_markdown as MM, runs as R
 from scripts.report.map_figure import map_figure
-from test_report import PARAMS, T_975_1, T_975_2, run
+from test_report import PARAMS, T_975_1, T_975_2, exp_row, run
 
 SETTINGS = {"map_none": ("shuffle", 0), "map_over": ("class_balanced", 0), "map_under": ("undersample", 0),
             "map_best": ("class_balanced", 1)}  # the recipe's variants: sampler, shifts
@@ -60,6 +60,15 @@ SMALL = table(
     map_run("map_over", 1, *CELL_B, 0.96), map_run("map_over", 0, *CELL_B, 0.96),
     map_run("map_full", 0, math.nan, 0, 0.975, auc=0.999), map_run("map_full", 1, math.nan, 0, 0.985, auc=0.998),
     run("reduced", 0, 0.91))  # a remedies run: not the map's
+
+
+def test_the_runs_table_carries_roc_auc_and_reads_a_file_written_before_it(tmp_path):
+    found = R.collect_runs([exp_row("map-001", map_run("map_over", 0, *CELL_A, 0.9, auc=0.987))])
+    assert found["roc_auc"].tolist() == [0.987]
+    older = tmp_path / "runs.csv"
+    table(run("reduced", 0, 0.91)).drop(columns="roc_auc").to_csv(older, index=False)
+    runs = R.read_runs(older)
+    assert list(runs.columns) == R.COLUMNS and math.isnan(runs["roc_auc"].iloc[0])
 
 
 def hand_interval(differences: list[float], t: float) -> tuple[float, float]:
