@@ -4,11 +4,13 @@
     python scripts/remedies_report.py --num 3    # ... and of the experiments of the two commits before HEAD
     python scripts/remedies_report.py --no-dvc   # from reports/remedies_runs.csv alone (a fresh clone)
 
+The imbalance map is a report of its own, over the runs of its own variants (scripts/report/imbalance_map.py
+VARIANTS), which the remedies' tables leave out: map.md, map.png and README's map block (before the map has
+run: a sentence saying how to run it, and no map.png).
+
 The runs `dvc exp show` finds are merged into reports/remedies_runs.csv, which is written back; the report:
 remedies.md, summary.md, findings.md (also copied between their markers in README.md), remedies.csv (the test
-table, unrounded), remedies.png (the forest plot), chosen.yaml (read by scripts/queue_results.sh test); and the
-imbalance map of the runs of its own variants (scripts/report/imbalance_map.py VARIANTS): map.md, map.png and
-README's map block (before the map has run: a sentence saying how to run it, and no map.png).
+table, unrounded), remedies.png (the forest plot), chosen.yaml (read by scripts/queue_results.sh test).
 """
 
 import argparse
