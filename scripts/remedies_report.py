@@ -4,6 +4,10 @@
     python scripts/remedies_report.py --num 3    # ... and of the experiments of the two commits before HEAD
     python scripts/remedies_report.py --no-dvc   # from reports/remedies_runs.csv alone (a fresh clone)
 
+The imbalance map is a report of its own, over the runs of its own variants (scripts/report/imbalance_map.py
+VARIANTS), which the remedies' tables leave out: map.md, map.png and README's map block (before the map has
+run: a sentence saying how to run it, and no map.png).
+
 The runs `dvc exp show` finds are merged into reports/remedies_runs.csv, which is written back; the report:
 remedies.md, summary.md, findings.md (also copied between their markers in README.md), remedies.csv (the test
 table, unrounded), remedies.png (the forest plot), chosen.yaml (read by recipe.yaml's steps).
@@ -18,7 +22,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere in the repo
 
-from scripts.report import markdown as md, runs as R, tables as T  # noqa: E402
+from scripts.report import imbalance_map as IM, map_markdown as MM, markdown as md, runs as R  # noqa: E402
+from scripts.report import tables as T  # noqa: E402
 from stages.lib import params as P  # noqa: E402
 from stages.lib.files import atomic_path, write_text  # noqa: E402
 
@@ -26,9 +31,11 @@ OUTPUT_DIR, README, RUNS_FILE = Path("reports"), Path("README.md"), "remedies_ru
 
 
 def build_report(runs: pd.DataFrame, params: dict, out: Path) -> dict[str, str]:
-    """Writes the report of `runs` (with their settings) into `out`; returns the markdown texts by file name."""
+    """Writes the report of `runs` (with their settings) into `out`; returns README's blocks by marker name."""
     from scripts.report.figure import forest_figure  # matplotlib only here
 
+    readme_blocks = build_map(runs, out)
+    runs = runs[~runs["variant"].isin(IM.VARIANTS)]  # the map's runs are no remedies of these tables: map.md's
     validation = T.validation_table(runs)
     tested, table = T.test_runs(runs, validation), T.test_table(runs, params, validation)
     paired = T.paired_table(tested, table)
@@ -43,7 +50,21 @@ def build_report(runs: pd.DataFrame, params: dict, out: Path) -> dict[str, str]:
         table.drop(columns=["record", "validation"]).to_csv(tmp, index_label="row")
     with atomic_path(out / "remedies.png") as tmp:
         forest_figure(table, T.seed_results(tested, table)).savefig(tmp, format="png", metadata={"Software": None})
-    return texts
+    return {"summary.md": texts["summary.md"], "findings.md": texts["findings.md"], **readme_blocks}
+
+
+def build_map(runs: pd.DataFrame, out: Path) -> dict[str, str]:
+    """Writes the imbalance map of `runs` (map.md, and map.png when the map has runs) into `out`; returns
+    README's map block. Without map runs an older map.png is left as it is: the runs file keeps every run it
+    ever held, so that happens only before the map's first run (or to a runs file cut by hand)."""
+    imbalance_map = IM.build_map(runs)
+    write_text(out / "map.md", MM.map_markdown(imbalance_map))
+    if imbalance_map is not None:
+        from scripts.report.map_figure import map_figure  # matplotlib only here
+
+        with atomic_path(out / "map.png") as tmp:
+            map_figure(imbalance_map).savefig(tmp, format="png", metadata={"Software": None})
+    return {"map.md": MM.readme_block(imbalance_map)}
 
 
 def update_readme(path: Path, texts: dict[str, str]) -> list[str]:

@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 from scripts import remedies_report
+from scripts.report import imbalance_map, map_markdown, runs
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "benchmarks" / "README.md"]
 # [text](target) and ![alt](target); a target is up to the first space or closing parenthesis.
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
-BLOCKS = ["findings.md", "summary.md"]  # what the report writes into README.md (its update_readme)
+COPIES = ["findings.md", "summary.md"]  # README's blocks that are copies of the report's files of their name
+BLOCKS = [*COPIES, "map.md"]  # what the report writes into README.md (its update_readme)
 
 
 def relative_links(page: Path) -> list[str]:
@@ -50,10 +52,13 @@ def test_readme_has_each_report_block_between_its_markers_once(tmp_path):
 def test_readme_blocks_are_what_the_report_wrote():
     """README's copy of each block is byte for byte the file the report wrote into reports/."""
     readme = (ROOT / "README.md").read_text()
-    for name in BLOCKS:
-        block = readme.split(f"<!-- {name}: begin -->\n", 1)[1].split(f"<!-- {name}: end -->", 1)[0]
-        assert block == (ROOT / "reports" / name).read_text(), f"README.md's {name} block is stale: " \
-            "run `python scripts/remedies_report.py --no-dvc`"
+    block = lambda name: readme.split(f"<!-- {name}: begin -->\n", 1)[1].split(f"<!-- {name}: end -->", 1)[0]  # noqa
+    stale = "block is stale: run `python scripts/remedies_report.py --no-dvc`"
+    for name in COPIES:
+        assert block(name) == (ROOT / "reports" / name).read_text(), f"README.md's {name} {stale}"
+    # The map's block is its sentences and figure (reports/map.md holds the tables), from the runs file.
+    the_map = imbalance_map.build_map(runs.read_runs(ROOT / "reports" / "remedies_runs.csv"))
+    assert block("map.md") == map_markdown.readme_block(the_map), f"README.md's map.md {stale}"
 
 
 # --- the README's test command is CI's ------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def run(variant: str, seed: int, accuracy: float, *, validation: bool = False, p
     posthoc = accuracy if posthoc is None else posthoc
     return {"variant": variant, "seed": seed, "validation": validation, "per_batch": per_batch, "tau": tau,
             "params": json.dumps(record, sort_keys=True), "accuracy": accuracy, "balanced_accuracy": accuracy,
-            "minority_accuracy": accuracy - 0.01, "majority_accuracy": accuracy + 0.01,
+            "minority_accuracy": accuracy - 0.01, "majority_accuracy": accuracy + 0.01, "roc_auc": math.nan,
             "logit_adjusted.accuracy": posthoc, "logit_adjusted.balanced_accuracy": posthoc,
             "logit_adjusted.minority_accuracy": posthoc, "logit_adjusted.majority_accuracy": 0.97,
             "distinct_minority_seen": 3059, "epochs": epochs, "test_loss": accuracy / 7 + seed, "experiment": "e"}
@@ -261,8 +261,8 @@ def test_rebuilt_from_the_runs_file_alone_byte_for_byte_without_dvc(tmp_path, mo
     monkeypatch.setattr(sys, "argv", ["remedies_report.py", "--no-dvc", "--out", "out"])
     report.main()
     outputs = sorted(Path("out").iterdir())
-    assert [p.name for p in outputs] == ["chosen.yaml", "findings.md", "remedies.csv", "remedies.md", "remedies.png",
-                                         "remedies_runs.csv", "summary.md"]
+    assert [p.name for p in outputs] == ["chosen.yaml", "findings.md", "map.md", "remedies.csv", "remedies.md",
+                                         "remedies.png", "remedies_runs.csv", "summary.md"]  # no map run: no map.png
     summary = " ".join(Path("out/summary.md").read_text().split())  # tabulate pads the cells
     assert "| cross-entropy, full data, 10 epochs | paper default | 2 | 97.50 ± " in summary
     assert yaml.safe_load(Path("out/chosen.yaml").read_text()) == {"ldam_drw": {"losses.ldam_drw.scale": 190.0}}

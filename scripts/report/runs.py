@@ -12,10 +12,11 @@ import pandas as pd
 from stages.lib import params as P
 
 IDENTITY = ["variant", "seed", "validation", "per_batch", "tau", "params"]
-METRICS = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accuracy", "logit_adjusted.accuracy",
-           "logit_adjusted.balanced_accuracy", "logit_adjusted.minority_accuracy",
+METRICS = ["accuracy", "balanced_accuracy", "minority_accuracy", "majority_accuracy", "roc_auc",
+           "logit_adjusted.accuracy", "logit_adjusted.balanced_accuracy", "logit_adjusted.minority_accuracy",
            "logit_adjusted.majority_accuracy", "distinct_minority_seen", "epochs", "test_loss"]
 COLUMNS = [*IDENTITY, *METRICS, "experiment"]
+ADDED_METRICS = ("roc_auc",)  # metrics a runs file written before them lacks (read as not measured)
 KIND = ("train_set", "loss", "sampler")  # what a variant trains: two variants of one kind differ only in params
 TAU_KEY = "evaluate.logit_adjustment_tau"  # a change of the run's tau is shown under this key
 LOSS_NAMES = {"cross_entropy": "cross-entropy", "class_balanced": "class-balanced", "ldam_drw": "LDAM-DRW",
@@ -48,6 +49,8 @@ def read_runs(path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     runs = pd.read_csv(path, dtype={"variant": str, "params": str})
+    # A metric that evaluate began to write after the file's runs (roc_auc): they did not measure it.
+    runs = runs.assign(**{metric: math.nan for metric in ADDED_METRICS if metric not in runs})
     if missing := [column for column in COLUMNS if column not in runs]:
         raise SystemExit(f"{path}: no column {missing[0]}; expected {COLUMNS}")
     return runs[COLUMNS]
