@@ -9,14 +9,13 @@ stage's own code (params.yaml's variants and losses, the subset stage's selectio
 train_model), so a change to any of them that moves a bit moves a hash.
 """
 
-import copy
-import dataclasses
 import hashlib
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from stage_project import with_keys  # this script's folder, tests/, is first on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,17 +48,6 @@ CASES = {
 }
 
 
-def with_overrides(params: dict, overrides: dict) -> dict:
-    result = copy.deepcopy(params)
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = result
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    return result
-
-
 def model_md5(model) -> str:
     """MD5 of every parameter's float32 bytes, by name: the weights bit for bit, whatever the file format."""
     digest = hashlib.md5()
@@ -70,7 +58,7 @@ def model_md5(model) -> str:
 
 
 def train_case(base: dict, images: np.ndarray, labels: np.ndarray, name: str, mode: str, overrides: dict) -> str:
-    params = with_overrides(base, {"subset.mode": mode, **overrides})
+    params = with_keys(base, {"subset.mode": mode, **overrides})
     variant = load_variant(params, name)
     train = variant.train_params(P.section(params, "train", P.TrainParams))
     seed = P.seed(params)
