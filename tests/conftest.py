@@ -24,6 +24,23 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# select_device pins MKL through os.environ (stages.lib.device), so a test that calls it in this process would
+# leave the variables to every later subprocess, whose stages would take them for the user's own and record
+# them (mkl_debug_cpu_type on AMD). After each test they are put back as the session found them.
+MKL_VARIABLES = ("MKL_CBWR", "MKL_DEBUG_CPU_TYPE")
+SESSION_MKL = {name: os.environ.get(name) for name in MKL_VARIABLES}
+
+
+@pytest.fixture(autouse=True)
+def mkl_variables_as_the_session_found_them():
+    yield
+    for name, value in SESSION_MKL.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return REPO_ROOT

@@ -99,6 +99,14 @@ def test_auto_device_is_the_cpu_and_the_record_says_what_ran(monkeypatch):
     assert record["mkl_cbwr"] == ("AVX2" if read_cpu().has_avx2 else None)
 
 
+def test_no_mkl_variable_outlives_the_test_that_pinned_it():
+    # The test above pinned MKL in this process; a later `dvc repro` started by the tests would inherit the pin
+    # and record it as the user's own (CI saw mkl_debug_cpu_type appear in metrics/train on an AMD machine).
+    from conftest import MKL_VARIABLES, SESSION_MKL
+
+    assert {name: os.environ.get(name) for name in MKL_VARIABLES} == SESSION_MKL
+
+
 @pytest.mark.skipif(not paddle.is_compiled_with_cuda(), reason="FLAGS_cudnn_deterministic exists in CUDA builds only")
 def test_deterministic_cudnn_sets_paddles_flag():
     # A CUDA build (paddlepaddle-gpu) has the flag with or without a GPU, so this runs on CI's CPU machine too.
