@@ -69,7 +69,9 @@ def buda_comparison(imbalance_map: ImbalanceMap) -> list[tuple[str, bool, str]]:
     falls = harm_steps(imbalance_map)
     fell, steps = falls["rho"][0] + falls["mu"][0], falls["rho"][1] + falls["mu"][1]
     auc = over_minus_under(imbalance_map, "roc_auc")
-    ahead, on_par = auc[auc["mean"] > 0], auc[~(auc["mean"] - auc["ci95"] > 0)]
+    ahead = auc[auc["mean"] > 0]
+    paired = auc[auc["seeds"] >= 2]  # an interval needs two seeds: with one, "on a par" says nothing
+    on_par = paired[~(paired["mean"] - paired["ci95"] > 0)]
     largest_rho = min(grid(imbalance_map)[0])
     effect = {variant: thresholding_effect(imbalance_map, variant) for variant in (NONE, "map_over", "map_under")}
     raised = {variant: ((e["mean"] > 0).sum(), len(e)) for variant, e in effect.items()}
@@ -80,9 +82,9 @@ def buda_comparison(imbalance_map: ImbalanceMap) -> list[tuple[str, bool, str]]:
         ("oversampling dominates", len(ahead) > len(auc) / 2, len(auc),
          f"oversampling's ROC AUC gain is above undersampling's in {len(ahead)} of {len(auc)} cells"),
         ("undersampling is on a par with oversampling only at an extreme ratio with many minority classes",
-         len(on_par) < len(auc) / 2 and all(f == largest_rho for f, _ in on_par.index), len(auc),
+         len(on_par) < len(paired) / 2 and all(f == largest_rho for f, _ in on_par.index), len(paired),
          f"by the 95% interval of their paired AUC difference, undersampling is on a par or better in "
-         f"{len(on_par)} of {len(auc)} cells" + (f": {_where(on_par.index)}" if len(on_par) else "")),
+         f"{len(on_par)} of {len(paired)} cells" + (f": {_where(on_par.index)}" if len(on_par) else "")),
         ("thresholding raises accuracy, with oversampling too, and should not be combined with undersampling",
          all(raised[v][0] > raised[v][1] / 2 for v in (NONE, "map_over")) and
          raised["map_under"][0] <= raised["map_under"][1] / 2, min(n for _, n in raised.values()),
