@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from scripts.report import imbalance_map as IM, map_markdown as MM, markdown as md, runs as R  # noqa: E402
 from scripts.report import tables as T  # noqa: E402
+from scripts.sweep_git import this_python_first_on_path  # noqa: E402
 from stages.lib import params as P  # noqa: E402
 from stages.lib.files import atomic_path, write_text  # noqa: E402
 
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUTPUT_DIR, help=f"output directory, with {RUNS_FILE}")
     parser.add_argument("--no-dvc", action="store_true", help=f"do not run `dvc exp show`: {RUNS_FILE} alone")
     args = parser.parse_args()
+    this_python_first_on_path()  # its `dvc exp show`
     params = P.read_params()
     P.variants(params)  # a clear error for a broken params.yaml
     committed = R.read_runs(args.out / RUNS_FILE)

@@ -133,7 +133,6 @@ def task(step: str, git_url: str, commit: str, scratch: str | None) -> None:
     index = int(os.environ["SLURM_ARRAY_TASK_ID"])
     # scancel sends SIGTERM: leave through `finally`, so the scratch clone goes too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"  # this Python's dvc
     clone = Path(tempfile.mkdtemp(prefix=f"sweep-{step}-{index}-", dir=scratch))
     try:
         start = time.monotonic()

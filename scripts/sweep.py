@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from scripts.recipe import REPORT_STEP, Experiment, Recipe, RecipeError, expand, load_recipe, read_chosen  # noqa: E402
 from scripts.slurm_array import read_site_options, submit, task  # noqa: E402
 from scripts.sweep_git import (ROOT, SweepError, check_reproducible_elsewhere, local_experiments,  # noqa: E402
-                               pushed_experiments, run)
+                               pushed_experiments, run, this_python_first_on_path)
 
 ALL = "all"
 
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
+    this_python_first_on_path()
     try:
         if args.command == "task":
             task(args.step, args.git_url, args.commit, args.scratch)

@@ -1,6 +1,7 @@
 """What git knows about a sweep: its commit, which of its experiments exist here or on the team's git remote,
 and whether the workspace is one that workers elsewhere can reproduce (clean, its commit pushed)."""
 
+import os
 import shlex
 import subprocess
 import sys
@@ -22,6 +23,13 @@ def run(*args: str, cwd: Path = ROOT, capture: bool = False) -> str:
         output = f":\n{result.stdout}{result.stderr}" if capture else " (its output is above)"
         raise SweepError(f"`{shlex.join(args)}` exited {result.returncode}{output}")
     return result.stdout if capture else ""
+
+
+def this_python_first_on_path() -> None:
+    """Puts the directory of the Python running this script first on PATH, as activating its environment would:
+    the `dvc` this script and DVC's queue workers run, and the stages' `python`, are then that environment's,
+    also when it was started as `.venv/bin/python scripts/...` without activating it."""
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def head(cwd: Path = ROOT) -> str:

@@ -19,6 +19,7 @@ PROTOCOL_DIFFERENCES = ("their network was the modern LeNet-5 (ReLU, 20 and 50 c
 PROTOCOL_SHORT = ("their protocol differed (a ReLU LeNet-5, {images_theirs:,} training images to this map's "
                   "{images:,}, a balanced test set, 50 repetitions to {seeds}, majority classes capped at 5,000)")
 THEIR_IMAGES = 10_000 * 64  # 10,000 iterations of batch 64
+REMEDY_AFTER = {NONE: "without a remedy", "map_over": "after oversampling", "map_under": "after undersampling"}
 
 
 def thresholding_effect(imbalance_map: ImbalanceMap, variant: str) -> pd.DataFrame:
@@ -63,34 +64,44 @@ def _where(cells) -> str:
     return "; ".join(f"rho {rho(f):g}, mu {mu(m):g}" for f, m in cells)
 
 
+def verdicts(difference: pd.DataFrame) -> tuple[pd.Index, pd.Index]:
+    """(the cells where a paired difference is above 0, those where it is below): by its 95% interval where the
+    cell has two seeds or more, by its sign where it has one (no interval)."""
+    half = difference["ci95"].fillna(0)
+    return difference.index[difference["mean"] - half > 0], difference.index[difference["mean"] + half < 0]
+
+
 def buda_comparison(imbalance_map: ImbalanceMap) -> list[tuple[str, bool, str]]:
     """Per conclusion of Buda et al. that the map's runs can test: (their conclusion, whether the map agrees, the
-    map's numbers). Agreement is the majority of the map's cells (or steps); the counts let the reader judge."""
+    map's numbers). Agreement is the majority of the map's cells (or steps), each judged by the 95% interval of
+    its paired difference; the counts let the reader judge."""
     falls = harm_steps(imbalance_map)
     fell, steps = falls["rho"][0] + falls["mu"][0], falls["rho"][1] + falls["mu"][1]
     auc = over_minus_under(imbalance_map, "roc_auc")
-    ahead = auc[auc["mean"] > 0]
-    paired = auc[auc["seeds"] >= 2]  # an interval needs two seeds: with one, "on a par" says nothing
-    on_par = paired[~(paired["mean"] - paired["ci95"] > 0)]
+    ahead, behind = verdicts(auc)
+    level = auc.index.difference(ahead)  # on a par or behind
     largest_rho = min(grid(imbalance_map)[0])
-    effect = {variant: thresholding_effect(imbalance_map, variant) for variant in (NONE, "map_over", "map_under")}
-    raised = {variant: ((e["mean"] > 0).sum(), len(e)) for variant, e in effect.items()}
+    raised = {}
+    for variant in (NONE, "map_over", "map_under"):
+        effect = thresholding_effect(imbalance_map, variant)
+        up, down = verdicts(effect)
+        raised[variant] = (len(up), len(down), len(effect))
+    seeds = set(imbalance_map.gains["seeds"])
+    by = ("by the paired difference" if max(seeds) == 1 else "by the 95% interval of the paired difference"
+          + ("" if min(seeds) > 1 else " (its sign where a cell has one seed)"))
+    threshold_claims = {NONE: "thresholding alone raises accuracy", "map_over": "thresholding raises accuracy "
+                        "after oversampling too", "map_under": "thresholding should not be combined with undersampling"}
     checks = [
         ("imbalance hurts, more with a larger ratio and more minority classes", fell > steps / 2, steps,
          f"no remedy's accuracy falls at {falls['rho'][0]} of {falls['rho'][1]} steps to a larger rho and "
          f"{falls['mu'][0]} of {falls['mu'][1]} to a larger mu"),
-        ("oversampling dominates", len(ahead) > len(auc) / 2, len(auc),
-         f"oversampling's ROC AUC gain is above undersampling's in {len(ahead)} of {len(auc)} cells"),
-        ("undersampling is on a par with oversampling only at an extreme ratio with many minority classes",
-         len(on_par) < len(paired) / 2 and all(f == largest_rho for f, _ in on_par.index), len(paired),
-         f"by the 95% interval of their paired AUC difference, undersampling is on a par or better in "
-         f"{len(on_par)} of {len(paired)} cells" + (f": {_where(on_par.index)}" if len(on_par) else "")),
-        ("thresholding raises accuracy, with oversampling too, and should not be combined with undersampling",
-         all(raised[v][0] > raised[v][1] / 2 for v in (NONE, "map_over")) and
-         raised["map_under"][0] <= raised["map_under"][1] / 2, min(n for _, n in raised.values()),
-         f"thresholding raises accuracy in {raised[NONE][0]} of {raised[NONE][1]} cells without a remedy, "
-         f"{raised['map_over'][0]} of {raised['map_over'][1]} with oversampling and {raised['map_under'][0]} of "
-         f"{raised['map_under'][1]} with undersampling"),
+        ("oversampling dominates undersampling, which is on a par only at an extreme ratio with many minority "
+         "classes", len(ahead) > len(auc) / 2 and all(f == largest_rho for f, _ in level), len(auc),
+         f"{by}, oversampling's ROC AUC gain is above undersampling's in {len(ahead)} of {len(auc)} cells and "
+         f"below in {len(behind)}" + (f"; not above at {_where(level)}" if 0 < len(level) <= 3 else "")),
+        *((threshold_claims[v], (up > n / 2) != (v == "map_under"), n,
+           f"{by}, it raises accuracy in {up} of {n} cells {REMEDY_AFTER[v]} and lowers it in {down}")
+          for v, (up, down, n) in raised.items()),
     ]
     return [(claim, agrees, numbers) for claim, agrees, counted, numbers in checks if counted]  # with runs only
 
@@ -115,24 +126,30 @@ def remedy_words(variant: str, thresholded: bool) -> str:
     return REMEDIES[variant] + (" + thresholding" if thresholded else "")
 
 
-def findings_sentences(imbalance_map: ImbalanceMap) -> str:
-    """Two or three sentences: which remedy gains most where; where the map agrees and disagrees with Buda."""
+def findings_sentences(imbalance_map: ImbalanceMap, numbers: bool = True) -> str:
+    """Three sentences: which remedy gains most where; where the map agrees and where it disagrees with Buda et
+    al., with the counts behind each verdict when `numbers` (reports/map.md; README's block leaves them there)."""
     counts, (variant, thresholded, cell, mean, half) = best_remedy_counts(imbalance_map)
     cells = imbalance_map.cells.set_index([*CELL, "metric"])
+    total = len(cells.xs("accuracy", level="metric"))
     none = cells.loc[(*cell, "accuracy")]
     full = imbalance_map.full
-    full = f"full data {full.loc['accuracy', 'mean']:.1f}%" if "accuracy" in full.index else "full data not run"
+    full = f"full data {_level(full.loc['accuracy'])}%" if "accuracy" in full.index else "full data not run"
+    fractions, minorities = grid(imbalance_map)
     epochs, images = imbalance_map.budget
-    first = (f"**The imbalance map** ({len(cells.xs('accuracy', level='metric'))} cells of ratio rho by minority "
-             f"share mu, {seed_words(imbalance_map)} paired with no remedy in each, {epochs} epochs of "
-             f"{images:,} images): the largest accuracy gain over no remedy is "
-             + "; ".join(f"*{remedy_words(*key)}*'s in {n} cell{'s' if n > 1 else ''}" for key, n in counts.items())
-             + f"; the largest of all, {mean:+.1f}" + ("" if pd.isna(half) else f" ± {half:.1f}")
-             + f" points, is *{remedy_words(variant, thresholded)}*'s at rho {rho(cell[0]):g}, mu {mu(cell[1]):g}, "
-             f"where no remedy reaches {none['mean']:.1f}% ({full}).")
+    (leader, n), *others = counts.items()
+    where = f"rho {rho(cell[0]):g}, mu {mu(cell[1]):g}, where no remedy reaches {_level(none)}% ({full})"
+    top = f"{mean:+.1f}" + ("" if pd.isna(half) else f" ± {half:.1f}") + " points"
+    first = (f"**The imbalance map** (ratio rho {', '.join(f'{rho(f):g}' for f in fractions)} by minority share mu "
+             f"{', '.join(f'{mu(m):g}' for m in minorities)}, {seed_words(imbalance_map)}, {epochs} epochs of "
+             f"{images:,} images): *{remedy_words(*leader)}* gains most over no remedy in {n} of {total} cells"
+             + "".join(f", *{remedy_words(*key)}* in {k}" for key, k in others)
+             + (f", up to {top} at {where}." if leader == (variant, thresholded)
+                else f"; the largest gain, {top}, is *{remedy_words(variant, thresholded)}*'s at {where}."))
     checks = buda_comparison(imbalance_map)
-    agree = [f"{claim} ({numbers})" for claim, agrees, numbers in checks if agrees]
-    disagree = [f"{claim} ({numbers})" for claim, agrees, numbers in checks if not agrees]
+    said = lambda claim, counts: f"{claim} ({counts})" if numbers else claim  # noqa: E731
+    agree = [said(claim, counts) for claim, agrees, counts in checks if agrees]
+    disagree = [said(claim, counts) for claim, agrees, counts in checks if not agrees]
     sentences = [first]
     if agree:
         sentences.append(f"As [{BUDA}]({BUDA_LINK}) found, " + "; ".join(agree) + ".")
@@ -140,8 +157,13 @@ def findings_sentences(imbalance_map: ImbalanceMap) -> str:
         differences = PROTOCOL_SHORT.format(images_theirs=THEIR_IMAGES, images=epochs * images,
                                             seeds=seed_words(imbalance_map))
         sentences.append(f"Unlike what {'they' if agree else f'[{BUDA}]({BUDA_LINK})'} found, the map does not show "
-                         "that " + "; nor that ".join(disagree) + f"; {differences}.")
+                         "that " + "; nor that ".join(disagree) + f": {differences}.")
     return " ".join(sentences)
+
+
+def _level(row) -> str:
+    """`19.6 ± 3.1`: a mean level with its interval, when it has one."""
+    return f"{row['mean']:.1f}" + ("" if pd.isna(row["ci95"]) else f" ± {row['ci95']:.1f}")
 
 
 def seed_words(imbalance_map: ImbalanceMap) -> str:

@@ -90,6 +90,7 @@ def readme_block(imbalance_map: ImbalanceMap | None) -> str:
     """README's map block: the sentences, the figure, where the tables are."""
     if imbalance_map is None:
         return NOT_RUN
-    return (f"{findings_sentences(imbalance_map)}\n\n![{FIGURE_ALT}](reports/map.png)\n\n"
-            "Every cell with its interval, the ROC AUC and the full protocol differences: "
+    return (f"{findings_sentences(imbalance_map, numbers=False)}\n\n![{FIGURE_ALT}](reports/map.png)\n\n"
+            "Every cell with its interval, the counts behind each verdict, the ROC AUC and the full protocol "
+            "differences: "
             "[reports/map.md](reports/map.md).\n")
