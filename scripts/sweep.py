@@ -87,7 +87,7 @@ def run_local(recipe: Recipe, step: str, jobs: int, poll_s: float, report_args: 
             dvc("exp", "run", "--queue", "--name", experiment.name, *experiment.arguments())
         queued = time.monotonic()
         dvc("queue", "start", "-j", str(jobs))
-        wait_for_queue(poll_s)
+        wait_for_queue(jobs, poll_s)
         print(f"timing: {name}: queueing {queued - start:.1f} s, running {time.monotonic() - queued:.1f} s",
               file=sys.stderr)
         if missing := [e.name for e in experiments if e.name not in local_experiments()]:
@@ -96,23 +96,46 @@ def run_local(recipe: Recipe, step: str, jobs: int, poll_s: float, report_args: 
                              "runs only these)")
 
 
-def wait_for_queue(poll_s: float, stalled_s: float = 120) -> None:
+def wait_for_queue(jobs: int, poll_s: float, stalled_s: float = 120) -> None:
     """Until nothing is queued or running and every worker has exited. A worker still shutting down when the next
     step queues can take that step's first experiment and drop it (seen with DVC 3.67.1: it stays `Running` and
-    no worker is left), so a step starts only once the last one's workers are gone."""
-    idle_since = None
+    no worker is left), so a step starts only once the last one's workers are gone. A worker can also die with
+    experiments still queued (a race between workers in kombu's file transport, treeverse/dvc#10428; seen here,
+    which left one worker of two): the missing ones are started again."""
+    since = {"stalled": None, "short": None}  # since when the queue has been in that state, monotonic s
     while True:
         status = run("dvc", "queue", "status", capture=True)
-        busy = re.search(r"\b(Queued|Running)\b", status)
-        workers = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
-        no_worker = workers is not None and workers.groups() == ("0", "0")
-        if not busy and (workers is None or no_worker):
+        state = queue_state(status, jobs)
+        if state == "done":
             return
-        idle_since = (idle_since or time.monotonic()) if busy and no_worker else None
-        if idle_since and time.monotonic() - idle_since > stalled_s:
-            raise SweepError(f"DVC's queue has experiments queued or running but no worker for {stalled_s:.0f} s:\n"
-                             f"{status}\n`dvc queue kill` or `dvc queue remove` them, then run the same command again")
+        for name in since:
+            since[name] = (since[name] or time.monotonic()) if state == name else None
+        if since["stalled"] and time.monotonic() - since["stalled"] > stalled_s:
+            raise SweepError(f"DVC's queue has experiments running but no worker for {stalled_s:.0f} s:\n"
+                             f"{status}\n`dvc queue kill` or `dvc queue remove` them, then run the same command "
+                             "again")
+        # Workers just started take a few seconds to show up in the status: wait before starting more.
+        if since["short"] and time.monotonic() - since["short"] > stalled_s / 4:
+            print(f"DVC's queue has fewer than {jobs} workers and experiments waiting: a worker has died "
+                  "(treeverse/dvc#10428); starting the missing ones", file=sys.stderr)
+            dvc("queue", "start", "-j", str(jobs))  # starts only the missing ones
+            since["short"] = None
         time.sleep(poll_s)
+
+
+def queue_state(status: str, jobs: int) -> str:
+    """What `dvc queue status` says for a sweep of `jobs` workers: `done` (nothing queued or running, no worker
+    left), `short` (experiments queued, fewer than `jobs` workers), `stalled` (experiments running, none queued,
+    no worker: DVC dropped them) or `busy`."""
+    queued = re.search(r"\bQueued\b", status) is not None
+    running = re.search(r"\bRunning\b", status) is not None
+    workers = re.search(r"Worker status: (\d+) active, (\d+) idle", status)
+    active, idle = (int(n) for n in workers.groups()) if workers else (0, 0)
+    if not queued and not running:
+        return "done" if active + idle == 0 else "busy"
+    if queued and active + idle < jobs:
+        return "short"
+    return "stalled" if active + idle == 0 else "busy"
 
 
 def run_shard(recipe: Recipe, step: str, shard: tuple[int, int], git_remote: str) -> None:

@@ -22,6 +22,7 @@ from team_remote import clone, experiment_table, md5, team_origin
 from pipeline_repo import Runner, copy_repo, make_repo
 
 from scripts.slurm_array import SiteOptions, index_ranges, read_site_options
+from scripts.sweep import queue_state
 from scripts.sweep_git import SweepError
 
 RECIPE = """\
@@ -269,3 +270,23 @@ def test_site_options_come_from_the_config_file_then_the_command_line(tmp_path):
     config.write_text("partition: short\n")
     with pytest.raises(SweepError, match=r"site.yaml: unknown keys \['partition'\]; a SLURM config has "):
         read_site_options(config, [], None)
+
+
+def status(*tasks: str, active: int, idle: int = 0) -> str:
+    """`dvc queue status` as DVC 3.67.1 prints it, with tasks of the given states."""
+    rows = "".join(f"{i:07x}  map-{i:03d}  12:35 PM   {state}\n" for i, state in enumerate(tasks, 1))
+    return f"Task     Name     Created    Status\n{rows}\nWorker status: {active} active, {idle} idle\n"
+
+
+@pytest.mark.parametrize("text, state", [
+    (status("Success", "Running", "Queued", active=1), "short"),  # one of two workers died (dvc#10428)
+    (status("Queued", "Queued", active=0), "short"),  # every worker died: start them again
+    (status("Running", "Running", "Queued", active=2), "busy"),
+    (status("Success", "Running", active=1), "busy"),  # the last experiment: one worker is enough
+    (status("Success", "Running", active=0), "stalled"),  # DVC dropped it: nothing will finish it
+    (status("Success", "Failed", active=1), "busy"),  # a worker still shutting down
+    (status("Success", "Failed", active=0), "done"),
+    (status("Success", active=0, idle=1), "busy"),
+])
+def test_the_queue_state_says_when_to_start_workers_again_and_when_to_give_up(text, state):
+    assert queue_state(text, jobs=2) == state
