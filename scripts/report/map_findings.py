@@ -142,7 +142,8 @@ def findings_sentences(imbalance_map: ImbalanceMap, numbers: bool = True) -> str
     top = f"{mean:+.1f}" + ("" if pd.isna(half) else f" ± {half:.1f}") + " points"
     first = (f"**The imbalance map** (ratio rho {', '.join(f'{rho(f):g}' for f in fractions)} by minority share mu "
              f"{', '.join(f'{mu(m):g}' for m in minorities)}, {seed_words(imbalance_map)}, {epochs} epochs of "
-             f"{images:,} images): *{remedy_words(*leader)}* gains most over no remedy in {n} of {total} cells"
+             f"{images:,} images): *{remedy_words(*leader)}* has the largest mean gain over no remedy in {n} of "
+             f"{total} cells"
              + "".join(f", *{remedy_words(*key)}* in {k}" for key, k in others)
              + (f", up to {top} at {where}." if leader == (variant, thresholded)
                 else f"; the largest gain, {top}, is *{remedy_words(variant, thresholded)}*'s at {where}."))
